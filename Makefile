@@ -1,0 +1,26 @@
+# The two set-up commands of the README: `make demo` (the main job) and `make test` (the test suite).
+# Each creates the virtual environment it needs when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install clean
+
+$(BIN)/abaw: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# CPU-only machines take the CPU build of torch; GPU users install their CUDA build first (see README).
+	$(BIN)/python -c "import torch" 2>/dev/null || { command -v nvidia-smi >/dev/null && $(BIN)/python -m pip install --quiet torch || $(BIN)/python -m pip install --quiet torch==2.13.0; }
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(BIN)/abaw
+
+install: $(BIN)/abaw
+
+demo: install
+	$(BIN)/abaw models --output demo_output/models
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo_output
