@@ -86,10 +86,25 @@ def validate_tasks(tasks) -> list[str]:
     return [name for name in TASK_NAMES if name in tasks]
 
 
-def default_smoothing_policy(tasks=TASK_NAMES) -> dict[str, dict]:
-    """The paper's post-processing (Sec. 4.4): a gaussian filter over time with the per-task sigma above.
+# The temporal filters of the post-processing (paper Sec. 4.4) and the name of each one's parameter.
+SMOOTHING_FILTERS: dict[str, str | None] = {"gaussian": "sigma", "median": "window", "average": "window", "none": None}
+
+
+def default_smoothing_policy(tasks=TASK_NAMES, filter_name: str = "gaussian") -> dict[str, dict]:
+    """The paper's post-processing for `tasks`: `filter_name` with this registry's per-task sigma or window.
 
     Policies are plain JSON-able dicts so that model configs can store them; `modeling_abaw.smoothing`
-    applies and validates them.
+    validates and applies them.
     """
-    return {name: {"filter": "gaussian", "sigma": float(get_task(name).smoothing_sigma)} for name in tasks}
+    if filter_name not in SMOOTHING_FILTERS:
+        raise ValueError(f"Unknown smoothing filter {filter_name!r}; choose from {', '.join(SMOOTHING_FILTERS)}.")
+    parameter = SMOOTHING_FILTERS[filter_name]
+    policy = {}
+    for name in validate_tasks(tasks):
+        spec = {"filter": filter_name}
+        if parameter == "sigma":
+            spec["sigma"] = float(TASKS[name].smoothing_sigma)
+        elif parameter == "window":
+            spec["window"] = int(TASKS[name].smoothing_window)
+        policy[name] = spec
+    return policy
