@@ -8,7 +8,9 @@ this package is not installed).
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
 
 from .configuration_face_mae import FaceMAEConfig, FaceMAEPreTrainingConfig
+from .configuration_tmf import TMFConfig
 from .modeling_face_mae import FaceMAEForAffect, FaceMAEForPreTraining, face_image_processor
+from .modeling_tmf import TMFForAffect
 from .tasks import TASKS, AffectTask, get_task
 
 __version__ = "0.1.0"
@@ -18,6 +20,7 @@ def _register_auto_classes() -> None:
     for config_class, model_class, auto_classes in (
         (FaceMAEConfig, FaceMAEForAffect, (AutoModel,)),
         (FaceMAEPreTrainingConfig, FaceMAEForPreTraining, (AutoModel, AutoModelForPreTraining)),
+        (TMFConfig, TMFForAffect, (AutoModel,)),
     ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         for auto_class in auto_classes:
@@ -35,6 +38,8 @@ __all__ = [
     "FaceMAEForAffect",
     "FaceMAEForPreTraining",
     "FaceMAEPreTrainingConfig",
+    "TMFConfig",
+    "TMFForAffect",
     "face_image_processor",
     "get_task",
 ]

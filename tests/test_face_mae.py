@@ -1,7 +1,4 @@
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -191,42 +188,16 @@ def test_dtype_is_kept_on_reload_unless_asked(tiny_face_mae_kwargs, tmp_path):
     torch.testing.assert_close(as_float(pixel_values).va, model.float()(pixel_values).va, rtol=0, atol=0)
 
 
-REMOTE_CODE_SCRIPT = textwrap.dedent(
-    """
-    import os, sys
-    sys.modules["modeling_abaw"] = None  # the package is not importable here
-    import torch
-    from transformers import AutoModel
-    path, inputs_path = sys.argv[1], sys.argv[2]
-    model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
-    inputs = torch.load(inputs_path, weights_only=True)
-    with torch.no_grad():
-        outputs = model(**inputs)
-    print(type(model).__name__, type(model).__module__)
-    torch.save({k: v for k, v in outputs.items() if isinstance(v, torch.Tensor)}, sys.argv[3])
-    """
-)
-
-
 @pytest.mark.parametrize("model_class", [FaceMAEForPreTraining, FaceMAEForAffect])
-def test_remote_code_loads_without_the_package(model_class, tiny_face_mae_kwargs, tmp_path):
+def test_remote_code_loads_without_the_package(model_class, tiny_face_mae_kwargs, tmp_path, load_with_remote_code):
     config_class = FaceMAEPreTrainingConfig if model_class is FaceMAEForPreTraining else FaceMAEConfig
     model = model_class(config_class(**tiny_face_mae_kwargs)).eval()
     model.save_pretrained(tmp_path / "model")
     inputs = {"pixel_values": torch.randn(2, 3, 32, 32)}
     if model_class is FaceMAEForPreTraining:
         inputs["noise"] = torch.rand(2, 16)
-    torch.save(inputs, tmp_path / "inputs.pt")
-    (tmp_path / "load.py").write_text(REMOTE_CODE_SCRIPT)
-    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [sys.executable, "load.py", "model", "inputs.pt", "outputs.pt"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    class_name, module = result.stdout.split()[-2:]
+    class_name, module, remote_outputs = load_with_remote_code(tmp_path / "model", inputs)
     assert class_name == model_class.__name__ and not module.startswith("modeling_abaw")
-    remote_outputs = torch.load(tmp_path / "outputs.pt", weights_only=True)
     with torch.no_grad():
         local_outputs = model(**inputs)
     assert remote_outputs.keys() == {k for k, v in local_outputs.items() if isinstance(v, torch.Tensor)}
