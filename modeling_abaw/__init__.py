@@ -9,8 +9,10 @@ from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
 
 from .configuration_face_mae import FaceMAEConfig, FaceMAEPreTrainingConfig
 from .configuration_tmf import TMFConfig
+from .configuration_vggish import VGGishConfig
 from .modeling_face_mae import FaceMAEForAffect, FaceMAEForPreTraining, face_image_processor
 from .modeling_tmf import TMFForAffect
+from .modeling_vggish import VGGishModel
 from .tasks import TASKS, AffectTask, get_task
 
 __version__ = "0.1.0"
@@ -21,6 +23,7 @@ def _register_auto_classes() -> None:
         (FaceMAEConfig, FaceMAEForAffect, (AutoModel,)),
         (FaceMAEPreTrainingConfig, FaceMAEForPreTraining, (AutoModel, AutoModelForPreTraining)),
         (TMFConfig, TMFForAffect, (AutoModel,)),
+        (VGGishConfig, VGGishModel, (AutoModel,)),
     ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         for auto_class in auto_classes:
@@ -40,6 +43,8 @@ __all__ = [
     "FaceMAEPreTrainingConfig",
     "TMFConfig",
     "TMFForAffect",
+    "VGGishConfig",
+    "VGGishModel",
     "face_image_processor",
     "get_task",
 ]
