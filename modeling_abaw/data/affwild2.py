@@ -1,0 +1,511 @@
+"""Reader for Aff-Wild2 as released for ABAW5/6, and for SynthAffect, which writes the same layout.
+
+The layout is described in docs/CONVENTIONS.md. In short: annotation line i (after the header) labels frame i of the
+video, and its face crop is `<image root>/<video>/<i as 5 digits>.jpg` unless no face was found in that frame.
+Everything here works on whole files with numpy and on Arrow tables, because the real dataset has ~2.6M frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+
+from ..errors import InputError
+from ..tasks import AU, EXPR, TASK_NAMES, TASKS, get_task, validate_tasks
+
+PathLike = str | os.PathLike
+
+# Short split names (as in `datasets`) -> folder names of the official release; SynthAffect adds "Test_Set".
+SPLIT_DIRS = {"train": "Train_Set", "validation": "Validation_Set", "test": "Test_Set"}
+IMAGE_ROOT_PATTERN = "cropped_aligned*"
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+# Videos with two annotated people: the annotations and face crops carry the suffix, the raw video does not.
+TWO_PERSON_SUFFIXES = ("_left", "_right")
+TEST_LIST_FILES = {
+    "au": "Action_Unit_Detection_Challenge_test_set_release.txt",
+    "expr": "Expression_Recognition_Challenge_test_set_release.txt",
+    "va": "Valence_Arousal_Estimation_Challenge_test_set_release.txt",
+}
+FRAME_TABLE_VERSION = 1  # bump when the frame table's content changes, to invalidate caches
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Small shared helpers (also used by submission.py and datasets.py)
+
+
+def image_name(frame: int) -> str:
+    """File name of a 1-based frame's face crop, as in the release and in submission files."""
+    return f"{frame:05d}.jpg"
+
+
+def label_key(task: str) -> str:
+    """Frame-table column and batch key of a task's labels: `au_labels`, `expr_labels`, `va_labels`."""
+    return f"{task}_labels"
+
+
+def num_value_columns(task: str) -> int:
+    """Values per line in annotation files: EXPR stores one class index although its header names all classes."""
+    spec = get_task(task)
+    return 1 if spec.kind == "multiclass" else spec.num_outputs
+
+
+def label_dtype(task: str) -> np.dtype:
+    """EXPR labels are class indices (long); AU and VA labels are float, as in the batch conventions."""
+    return np.dtype(np.int64 if get_task(task).kind == "multiclass" else np.float32)
+
+
+def as_labels(values: np.ndarray, task: str) -> np.ndarray:
+    """(N, columns) parsed values -> the task's label array: AU (N, 12) float, EXPR (N,) long, VA (N, 2) float."""
+    values = values.astype(label_dtype(task))
+    return values[:, 0] if get_task(task).kind == "multiclass" else values
+
+
+def invalid_labels(task: str, length: int) -> np.ndarray:
+    """Labels of `length` frames that all carry the task's "no label" marker."""
+    spec = get_task(task)
+    shape = (length,) if spec.kind == "multiclass" else (length, spec.num_outputs)
+    return np.full(shape, spec.invalid_value, dtype=label_dtype(task))
+
+
+@contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` that replaces `path` in one step on success, so that an interrupted
+    write never leaves a truncated file where a reader (or a cache lookup) would take it for a complete one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_lines(path: PathLike) -> list[str]:
+    """Lines of a text file without trailing blank lines; undecodable bytes become U+FFFD, so that they are reported
+    as a bad value on their line instead of as a decoding error without a line number."""
+    lines = Path(path).read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def check_header(line: str, expected: Sequence[str], source: PathLike) -> None:
+    if [field.strip() for field in line.split(",")] != list(expected):
+        raise InputError(f"{source}, line 1: header {line.strip()!r} should be {','.join(expected)!r}")
+
+
+def parse_numeric_rows(lines: Sequence[str], num_columns: int, source: PathLike, first_line: int) -> np.ndarray:
+    """Parse comma-separated numbers into a (len(lines), num_columns) float64 array.
+
+    numpy's C parser does the work; only when it fails is the text walked in Python, to name the first bad line.
+    `first_line` is the line number of `lines[0]` in `source`, for the messages.
+    """
+    if not lines:
+        return np.empty((0, num_columns))
+    try:
+        values = np.loadtxt(lines, delimiter=",", comments=None, ndmin=2)
+        if values.shape == (len(lines), num_columns):  # loadtxt skips blank lines: the walk below names them
+            return values
+    except ValueError:
+        pass
+    rows = []
+    for number, line in enumerate(lines, start=first_line):
+        if not line.strip():
+            raise InputError(f"{source}, line {number}: empty line (every line must hold one frame)")
+        fields = line.split(",")
+        if len(fields) != num_columns:
+            raise InputError(
+                f"{source}, line {number}: expected {num_columns} comma-separated values, found {len(fields)}"
+            )
+        try:
+            rows.append([float(field) for field in fields])
+        except ValueError:
+            bad = next(field for field in fields if not _is_number(field))
+            raise InputError(f"{source}, line {number}: {bad.strip()!r} is not a number") from None
+    return np.array(rows)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_labels(
+    values: np.ndarray, task: str, source: PathLike, first_line: int, allow_invalid: bool = True, unit: str = "line"
+) -> None:
+    """Raise InputError at the first value outside the task's range: AU 0/1, EXPR 0..7, VA [-1, 1], and the task's
+    "no label" marker when `allow_invalid` (annotations have it, predictions must not). `values` is (N, columns)."""
+    spec = get_task(task)
+    if spec.kind == "regression":
+        valid, expected = (values >= -1) & (values <= 1), "a number in [-1, 1]"
+    else:
+        largest = 1 if spec.kind == "multilabel" else spec.num_outputs - 1
+        valid, expected = np.isin(values, np.arange(largest + 1)), f"an integer from 0 to {largest}"
+    if allow_invalid:
+        valid |= values == spec.invalid_value
+        expected += f" or {spec.invalid_value:g} (no label)"
+    if not valid.all():
+        row, column = np.argwhere(~valid)[0]
+        name = spec.labels[column] if values.shape[1] == spec.num_outputs else "class index"
+        raise InputError(
+            f"{source}, {unit} {first_line + row}: {name} = {values[row, column]:g} is out of range; expected {expected}"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Files of the release
+
+
+def read_annotation(path: PathLike, task: str) -> np.ndarray:
+    """Read and validate one annotation file: AU (N, 12) float, EXPR (N,) long or VA (N, 2) float, row i = frame i + 1.
+
+    Missing labels keep the official markers (AU/EXPR -1, VA -5). A malformed file raises InputError naming the file,
+    the line and the problem.
+    """
+    lines = read_lines(path)
+    if not lines:
+        raise InputError(f"{path}: empty file; expected the header {','.join(get_task(task).labels)!r}")
+    check_header(lines[0], get_task(task).labels, path)
+    values = parse_numeric_rows(lines[1:], num_value_columns(task), path, first_line=2)
+    if not len(values):
+        raise InputError(f"{path}: no frame lines after the header")
+    check_labels(values, task, path, first_line=2)
+    return as_labels(values, task)
+
+
+def read_test_list(path: PathLike) -> list[str]:
+    """Video names of an official test-set list, one per line, in file order (the order of the submission).
+
+    Blank lines and surrounding spaces are ignored. The official lists have no header and none is guessed at: a name
+    that cannot be a video folder (spaces, commas, slashes) or a repeated name raises InputError with its line.
+    """
+    videos: list[str] = []
+    for number, line in enumerate(read_lines(path), start=1):
+        name = line.strip()
+        if not name:
+            continue
+        if any(char in name for char in " \t,/\\"):
+            raise InputError(f"{path}, line {number}: {name!r} is not a video name")
+        if name in videos:
+            raise InputError(f"{path}, line {number}: video {name!r} is listed twice")
+        videos.append(name)
+    if not videos:
+        raise InputError(f"{path}: the test list names no video")
+    return videos
+
+
+def find_test_list(root: PathLike, task: str) -> Path:
+    """The official test list of a task in `root` or one folder below it (SynthAffect writes `<root>/test_set/`)."""
+    name = TEST_LIST_FILES[get_task(task).name]
+    found = sorted([*Path(root).glob(name), *Path(root).glob(f"*/{name}")])
+    if not found:
+        raise InputError(f"{root}: no {name} in this folder or the folders below it")
+    return found[0]
+
+
+def raw_video_name(video: str) -> str:
+    """Raw video (and audio) of an annotated video: `<video>_left` and `<video>_right` both come from `<video>`."""
+    for suffix in TWO_PERSON_SUFFIXES:
+        if video.endswith(suffix):
+            return video[: -len(suffix)]
+    return video
+
+
+def find_raw_video(video: str, video_dirs: Iterable[PathLike]) -> Path:
+    """Path of the raw video file of an annotated video, looked up directly in each of `video_dirs` in order
+    (real releases split them over batch1/, batch2/, new_vids/), with any of the VIDEO_EXTENSIONS."""
+    name, video_dirs = raw_video_name(video), [Path(directory) for directory in video_dirs]
+    for directory in video_dirs:
+        for extension in VIDEO_EXTENSIONS:
+            if (candidate := directory / f"{name}{extension}").is_file():
+                return candidate
+    searched = ", ".join(str(directory) for directory in video_dirs) or "no folder"
+    raise InputError(f"no raw video {name}{{{','.join(VIDEO_EXTENSIONS)}}} for {video!r} in {searched}")
+
+
+def find_annotation_root(root: PathLike) -> Path:
+    """The folder holding the challenge folders: `root` itself or the one sub-folder that has them (its name varies
+    between releases, e.g. "6th ABAW Annotations"; SynthAffect uses "annotations")."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such dataset folder")
+    challenge_dirs = [spec.challenge_dir for spec in TASKS.values()]
+    found = [
+        folder
+        for folder in [root, *sorted(root.iterdir())]
+        if folder.is_dir() and any((folder / name).is_dir() for name in challenge_dirs)
+    ]
+    if not found:
+        raise InputError(
+            f"{root}: no annotation folder (one holding {' / '.join(challenge_dirs)}) here or one level below"
+        )
+    if found[0] != root and len(found) > 1:
+        raise InputError(
+            f"{root}: several annotation folders ({', '.join(p.name for p in found)}); pass annotation_root"
+        )
+    return found[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The dataset
+
+
+class AffWild2:
+    """Index of an Aff-Wild2 tree: which videos each task annotates per split, their labels, and their face crops.
+
+    Args:
+        root: the dataset folder.
+        annotation_root: the folder holding AU_Detection_Challenge/ etc.; found under `root` when not given.
+        image_roots: folders of `<video>/00001.jpg` face crops; default: every `cropped_aligned*` folder of `root`, in
+            name order. A video found in several uses the first. Pass `[]` to work without images (e.g. from features).
+    """
+
+    def __init__(
+        self,
+        root: PathLike,
+        annotation_root: PathLike | None = None,
+        image_roots: Sequence[PathLike] | None = None,
+    ):
+        self.root = Path(root)
+        self.annotation_root = Path(annotation_root) if annotation_root is not None else find_annotation_root(root)
+        if image_roots is None:
+            image_roots = sorted(path for path in self.root.glob(IMAGE_ROOT_PATTERN) if path.is_dir())
+            if not image_roots:
+                raise InputError(f"{root}: no {IMAGE_ROOT_PATTERN} image folder; pass image_roots ([] for none)")
+        self.image_roots = [Path(path) for path in image_roots]
+        for path in self.image_roots:
+            if not path.is_dir():
+                raise InputError(f"{path}: no such image folder")
+        self._image_dirs: dict[str, Path] = {}
+        for image_root in self.image_roots:
+            for entry in os.scandir(image_root):
+                if entry.is_dir():
+                    self._image_dirs.setdefault(entry.name, Path(entry.path))
+        # (task, split) -> {video: annotation file}, for the splits present on disk.
+        self._annotations: dict[tuple[str, str], dict[str, Path]] = {}
+        for task, spec in TASKS.items():
+            for split, split_dir in SPLIT_DIRS.items():
+                folder = self.annotation_root / spec.challenge_dir / split_dir
+                if folder.is_dir():
+                    self._annotations[task, split] = {path.stem: path for path in sorted(folder.glob("*.txt"))}
+        if not self._annotations:
+            raise InputError(f"{self.annotation_root}: no <challenge>/<split> annotation folders")
+
+    def splits(self, task: str) -> list[str]:
+        """The splits (`train`, `validation`, `test`) with annotations of `task` on disk."""
+        return [split for (name, split) in self._annotations if name == get_task(task).name]
+
+    def annotation_path(self, task: str, split: str, video: str) -> Path:
+        try:
+            return self._annotation_files(task, split)[video]
+        except KeyError:
+            raise InputError(f"video {video!r} has no {task} annotation in the {split} split") from None
+
+    def labels(self, task: str, split: str, video: str) -> np.ndarray:
+        """Validated labels of one video (see `read_annotation`)."""
+        return read_annotation(self.annotation_path(task, split, video), task)
+
+    def videos(self, splits: str | Sequence[str] = "train", tasks: str | Sequence[str] = TASK_NAMES) -> list[str]:
+        """Sorted names of the videos annotated for any of `tasks` in any of `splits`."""
+        return sorted(self._video_files(splits, tasks))
+
+    def image_dir(self, video: str) -> Path | None:
+        """Folder of the video's face crops, or None when no image root has it."""
+        return self._image_dirs.get(video)
+
+    def image_frames(self, video: str) -> np.ndarray:
+        """Sorted 1-based numbers of the frames that have a face crop (frames without a detected face have none)."""
+        folder = self.image_dir(video)
+        if folder is None:
+            return np.empty(0, dtype=np.int64)
+        stems = [entry.name[:-4] for entry in os.scandir(folder) if entry.name.endswith(".jpg")]
+        return np.sort(np.array([int(stem) for stem in stems if stem.isdigit()], dtype=np.int64))
+
+    def frame_table(
+        self,
+        splits: str | Sequence[str] = "train",
+        tasks: str | Sequence[str] = TASK_NAMES,
+        videos: Iterable[str] | None = None,
+        cache_dir: PathLike | None = None,
+    ) -> datasets.Dataset:
+        """One row per annotated frame of the videos of `splits`, ordered by video then frame (see `frame_features`).
+
+        A video keeps the frames 1..N of its longest annotation among `tasks`; the labels of a task that does not
+        annotate the video (or annotates fewer frames) hold its "no label" marker. Several splits may be merged, e.g.
+        `("train", "validation")` for k-fold cross-validation; `videos` keeps only those videos.
+
+        With `cache_dir` the table is written there as an Arrow file (atomically) and memory-mapped, and reused while
+        the annotation files and image folders are unchanged; without it the table lives in memory.
+        """
+        tasks = validate_tasks(tasks)
+        files = self._video_files(splits, tasks)
+        if videos is not None:
+            wanted = list(dict.fromkeys(videos))
+            unknown = [video for video in wanted if video not in files]
+            if unknown:
+                raise InputError(f"videos not annotated in {splits} for {', '.join(tasks)}: {', '.join(unknown[:5])}")
+            files = {video: files[video] for video in sorted(wanted)}
+        schema = frame_features(tasks).arrow_schema
+        batches = (self._video_batch(video, video_files, tasks, schema) for video, video_files in files.items())
+        if cache_dir is None:
+            return datasets.Dataset(pa.Table.from_batches(list(batches), schema=schema))
+        path = Path(cache_dir) / f"frames-{'+'.join(tasks)}-{self._fingerprint(files, tasks)}.arrow"
+        if not path.is_file():
+            with (
+                atomic_path(path) as temporary,
+                pa.OSFile(str(temporary), "wb") as sink,
+                pa.ipc.new_stream(sink, schema) as writer,
+            ):
+                for batch in batches:
+                    writer.write_batch(batch)
+        return datasets.Dataset.from_file(str(path))
+
+    def _annotation_files(self, task: str, split: str) -> dict[str, Path]:
+        if split not in SPLIT_DIRS:
+            raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLIT_DIRS)}")
+        try:
+            return self._annotations[get_task(task).name, split]
+        except KeyError:
+            folder = self.annotation_root / get_task(task).challenge_dir / SPLIT_DIRS[split]
+            raise InputError(f"{folder}: no such annotation folder") from None
+
+    def _video_files(self, splits: str | Sequence[str], tasks: str | Sequence[str]) -> dict[str, dict[str, Path]]:
+        """video -> {task: annotation file}, merged over splits; a video is annotated at most once per task."""
+        files: dict[str, dict[str, Path]] = {}
+        for split in [splits] if isinstance(splits, str) else splits:
+            for task in validate_tasks(tasks):
+                for video, path in self._annotation_files(task, split).items():
+                    if task in files.setdefault(video, {}):
+                        raise InputError(f"video {video!r} has two {task} annotations: {files[video][task]} and {path}")
+                    files[video][task] = path
+        return dict(sorted(files.items()))
+
+    def _video_batch(
+        self, video: str, files: Mapping[str, Path], tasks: list[str], schema: pa.Schema
+    ) -> pa.RecordBatch:
+        labels = {task: read_annotation(path, task) for task, path in files.items()}
+        length = max(len(values) for values in labels.values())
+        has_image = np.zeros(length + 1, dtype=bool)
+        image_frames = self.image_frames(video)
+        has_image[image_frames[image_frames <= length]] = True  # crops beyond the annotation have no label: unused
+        has_image = has_image[1:]
+        prefix = f"{self.image_dir(video)}{os.sep}"
+        image_paths = [prefix + image_name(frame) if face else "" for frame, face in enumerate(has_image.tolist(), 1)]
+        columns = [
+            pa.array([video] * length),
+            pa.array(np.arange(1, length + 1, dtype=np.int32)),
+            pa.array(image_paths),
+            pa.array(has_image),
+        ]
+        for task in tasks:
+            values = invalid_labels(task, length)
+            if task in labels:
+                values[: len(labels[task])] = labels[task]
+            flat = pa.array(values.reshape(-1))
+            columns.append(flat if values.ndim == 1 else pa.FixedSizeListArray.from_arrays(flat, values.shape[1]))
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    def _fingerprint(self, files: Mapping[str, Mapping[str, Path]], tasks: list[str]) -> str:
+        """Hash of what the table is built from: annotation files (size, mtime) and image folders (mtime changes when a
+        crop is added or removed), so a stale cache is never reused."""
+
+        def stamp(path: Path | None) -> list:
+            if path is None:
+                return []
+            stat = path.stat()
+            return [str(path), stat.st_size, stat.st_mtime_ns]
+
+        content = [FRAME_TABLE_VERSION, tasks]
+        for video, video_files in files.items():
+            content.append(
+                [video, [stamp(video_files[task]) for task in sorted(video_files)], stamp(self.image_dir(video))]
+            )
+        return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
+
+
+def frame_features(tasks: str | Sequence[str] = TASK_NAMES) -> datasets.Features:
+    """Schema of the frame table: `video` (str), `frame` (1-based int32), `image_path` (str, "" without a face crop),
+    `has_image` (bool), then per task `au_labels` (12 float32), `expr_labels` (int64), `va_labels` (2 float32)."""
+    features = {
+        "video": datasets.Value("string"),
+        "frame": datasets.Value("int32"),
+        "image_path": datasets.Value("string"),
+        "has_image": datasets.Value("bool"),
+    }
+    for task in validate_tasks(tasks):
+        value = datasets.Value(label_dtype(task).name)
+        features[label_key(task)] = (
+            value if get_task(task).kind == "multiclass" else datasets.List(value, length=get_task(task).num_outputs)
+        )
+    return datasets.Features(features)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Training helpers
+
+
+def kfold_video_splits(videos: Iterable[str], k: int = 5, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    """Random video-level k-fold split (the paper's 5-fold cross-validation): `k` (train_videos, val_videos) pairs.
+
+    Each video is in exactly one validation fold. The `_left`/`_right` halves of a two-person video share one raw
+    video, so they always fall in the same fold; otherwise the same person would be in training and validation.
+    """
+    videos = sorted(set(videos))
+    groups = sorted({raw_video_name(video) for video in videos})
+    if not 2 <= k <= len(groups):
+        raise InputError(f"k-fold needs 2 <= k <= {len(groups)} (the number of raw videos), got k={k}")
+    fold_of = {}
+    for fold, members in enumerate(np.array_split(np.random.default_rng(seed).permutation(len(groups)), k)):
+        fold_of.update((groups[member], fold) for member in members)
+    return [
+        (
+            [video for video in videos if fold_of[raw_video_name(video)] != fold],
+            [video for video in videos if fold_of[raw_video_name(video)] == fold],
+        )
+        for fold in range(k)
+    ]
+
+
+def au_pos_weights(au_labels: np.ndarray) -> np.ndarray:
+    """Per-AU weights of the positive class, inversely proportional to its frequency in the training labels (paper
+    Sec. 3.1): pos_weight_c = negatives_c / positives_c over the frames where AU c is labelled, the `pos_weight` of
+    `binary_cross_entropy_with_logits` (the model config's `au_pos_weight`), so that positives and negatives of every
+    AU weigh the same in total. An AU with no positive (or no negative) frame gets 1: there is nothing to rebalance.
+    `au_labels` is (..., 12).
+    """
+    labels = np.asarray(au_labels).reshape(-1, AU.num_outputs)
+    positives, negatives = (labels == 1).sum(0), (labels == 0).sum(0)
+    weights = np.ones(AU.num_outputs, dtype=np.float32)
+    both = (positives > 0) & (negatives > 0)
+    weights[both] = negatives[both] / positives[both]
+    return weights
+
+
+def expr_class_weights(expr_labels: np.ndarray) -> np.ndarray:
+    """Expression class weights inversely proportional to class frequency in the training labels (paper Sec. 3.1),
+    normalised to mean 1 (the `weight=` of `cross_entropy`). Invalid (-1) labels are ignored; a class with no frame
+    gets weight 0 and is left out of the mean (it never appears as a target, so its weight is never used)."""
+    labels = np.asarray(expr_labels).reshape(-1)
+    labels = labels[labels != EXPR.invalid_value].astype(np.int64)
+    counts = np.bincount(labels, minlength=EXPR.num_outputs)
+    weights = np.zeros(EXPR.num_outputs, dtype=np.float32)
+    present = counts > 0
+    if present.any():
+        inverse = len(labels) / counts[present]
+        weights[present] = inverse / inverse.mean()
+    return weights

@@ -1,0 +1,144 @@
+"""Predictions in the ABAW5/6 submission formats, written atomically, and a reader that checks a submission file.
+
+- One CSV file per task (ABAW5/6): header `image_location,<label names>`, then one row `<video>/00001.jpg,<values>` per
+  frame of every test video, in test-list order, frames without a face included. AU rows hold 12 binary values, VA
+  rows two floats, and EXPR rows one class index 0-7 although the header names all eight classes.
+- The older per-video format: `<video>.txt` with the annotation header and one line per frame, i.e. the annotation
+  format, read back with `read_annotation`.
+
+Predictions are given per video as arrays over all its frames (AU (N, 12) 0/1, EXPR (N,) class indices, VA (N, 2) in
+[-1, 1]), with `num_frames` the frame count of each test video, in submission order: the writers check that every
+frame is predicted, so that a file is never submitted with frames missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..tasks import get_task
+from .affwild2 import (
+    PathLike,
+    as_labels,
+    atomic_path,
+    check_header,
+    check_labels,
+    image_name,
+    num_value_columns,
+    parse_numeric_rows,
+    read_lines,
+)
+
+IMAGE_LOCATION = re.compile(r"(.+)/(\d{5,})\.jpg")
+
+
+def submission_header(task: str) -> list[str]:
+    return ["image_location", *get_task(task).labels]
+
+
+def write_submission(
+    path: PathLike, task: str, predictions: Mapping[str, np.ndarray], num_frames: Mapping[str, int]
+) -> Path:
+    """Write the ABAW5/6 submission file of `task`: a row per frame of each video of `num_frames`, in its order."""
+    path = Path(path)
+    checked = _checked_predictions(task, predictions, num_frames)
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8", newline="\n") as file:
+        file.write(",".join(submission_header(task)) + "\n")
+        for video, values in checked.items():
+            rows = _format_rows(values, task)
+            file.writelines(f"{video}/{image_name(frame)},{row}\n" for frame, row in enumerate(rows, start=1))
+    return path
+
+
+def read_submission(path: PathLike, task: str) -> dict[str, np.ndarray]:
+    """Read and check an ABAW5/6 submission file: {video: predictions} in file order, arrays as in `read_annotation`.
+
+    Raises InputError naming the line of a wrong header, a malformed image location, a frame missing or out of order,
+    or a value outside the task's range.
+    """
+    lines = read_lines(path)
+    if not lines:
+        raise InputError(f"{path}: empty file; expected the header {','.join(submission_header(task))!r}")
+    check_header(lines[0], submission_header(task), path)
+    rows = [line.partition(",") for line in lines[1:]]
+    values = parse_numeric_rows([row[2] for row in rows], num_value_columns(task), path, first_line=2)
+    check_labels(values, task, path, first_line=2, allow_invalid=False)
+    videos = _video_rows([row[0] for row in rows], path)
+    return {video: as_labels(values[video_rows], task) for video, video_rows in videos.items()}
+
+
+def write_video_submissions(
+    directory: PathLike, task: str, predictions: Mapping[str, np.ndarray], num_frames: Mapping[str, int]
+) -> list[Path]:
+    """Write the older per-video format: `<directory>/<video>.txt` per video of `num_frames`, in annotation format."""
+    checked = _checked_predictions(task, predictions, num_frames)
+    header = ",".join(get_task(task).labels)
+    paths = []
+    for video, values in checked.items():
+        with atomic_path(Path(directory) / f"{video}.txt") as temporary:
+            temporary.write_text("\n".join([header, *_format_rows(values, task)]) + "\n", encoding="utf-8")
+        paths.append(Path(directory) / f"{video}.txt")
+    return paths
+
+
+def _checked_predictions(
+    task: str, predictions: Mapping[str, np.ndarray], num_frames: Mapping[str, int]
+) -> dict[str, np.ndarray]:
+    """Predictions as (N, columns) arrays in `num_frames` order, after checking videos, frame counts and values (all
+    before anything is written, so a bad video never leaves part of a submission behind)."""
+    extra = sorted(set(predictions) - set(num_frames))
+    if extra:
+        raise InputError(f"predictions for videos that are not in the test list: {', '.join(extra[:5])}")
+    checked = {}
+    for video, count in num_frames.items():
+        if video not in predictions:
+            raise InputError(f"no predictions for test video {video!r}")
+        values = np.asarray(predictions[video], dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.shape != (count, num_value_columns(task)):
+            raise InputError(
+                f"predictions for {video!r} have shape {tuple(np.shape(predictions[video]))}; expected one row per "
+                f"frame ({count}) of {num_value_columns(task)} value(s) for {task}"
+            )
+        check_labels(values, task, f"predictions for {video!r}", first_line=1, allow_invalid=False, unit="frame")
+        checked[video] = values
+    return checked
+
+
+def _format_rows(values: np.ndarray, task: str) -> list[str]:
+    """Comma-joined rows: VA as the shortest text that reads back to the same float32, class decisions as integers
+    (through %-formatting, several times faster than numpy's string casts on a million 12-AU rows)."""
+    if get_task(task).kind == "regression":
+        return [",".join(row) for row in values.astype(np.float32).astype(str).tolist()]
+    row_format = ",".join(["%d"] * values.shape[1])
+    return [row_format % tuple(row) for row in values.astype(np.int64).tolist()]
+
+
+def _video_rows(locations: list[str], path: PathLike) -> dict[str, slice]:
+    """Rows of each video, checking that the rows of a video are together and list its frames 1, 2, ... in order."""
+    rows: dict[str, slice] = {}
+    video, expected, first = None, 1, 0
+    for row, location in enumerate(locations):
+        match = IMAGE_LOCATION.fullmatch(location.strip())
+        if match is None:
+            raise InputError(f"{path}, line {row + 2}: image_location {location!r} is not <video>/<5-digit frame>.jpg")
+        if match[1] != video:
+            if video is not None:
+                rows[video] = slice(first, row)
+            if match[1] in rows:
+                raise InputError(f"{path}, line {row + 2}: the rows of video {match[1]!r} are not all together")
+            video, expected, first = match[1], 1, row
+        if int(match[2]) != expected:
+            raise InputError(
+                f"{path}, line {row + 2}: frame {int(match[2])} of {video!r} where frame {expected} was expected "
+                "(every frame must be listed, in order)"
+            )
+        expected += 1
+    if video is not None:
+        rows[video] = slice(first, len(locations))
+    return rows
