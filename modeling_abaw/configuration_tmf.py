@@ -58,12 +58,16 @@ class TMFConfig(AffectConfigMixin, PreTrainedConfig):
             self.used_modalities = list(self.modalities)
         unknown = [name for name in self.used_modalities if name not in self.modalities]
         if unknown or not self.used_modalities:
-            raise ValueError(f"used_modalities {self.used_modalities} must be a non-empty subset of {list(self.modalities)}")
+            raise ValueError(
+                f"used_modalities {self.used_modalities} must be a non-empty subset of {list(self.modalities)}"
+            )
         # A canonical order (visual first, then audio by name) fixes the feature concatenation; config.json sorts
         # dict keys, so the order of `modalities` cannot.
         self.used_modalities = sorted(set(self.used_modalities), key=lambda name: (name != VISUAL_MODALITY, name))
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
+            )
         self.backbones = dict(self.backbones or {})
         super().__post_init__(**kwargs)
 

@@ -57,10 +57,75 @@ def load_with_remote_code(tmp_path):
         env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(work / "modules"), "PATH": "/usr/bin:/bin"}
         result = subprocess.run(
             [sys.executable, "load.py", str(model_dir), "inputs.pt", "outputs.pt"],
-            cwd=work, env=env, capture_output=True, text=True, timeout=300,
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
         class_name, module = result.stdout.split()[-2:]
         return class_name, module, torch.load(work / "outputs.pt", weights_only=True)
 
     return load
+
+
+# Tiny backbones saved as local folders, shared by the feature, training and inference tests (no downloads).
+TINY_SSL_AUDIO = dict(
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    conv_dim=(8, 8),
+    conv_kernel=(10, 8),
+    conv_stride=(5, 4),
+    num_conv_pos_embeddings=8,
+    num_conv_pos_embedding_groups=2,
+)
+TINY_VGGISH = {"block_channels": [4, 8, 8, 16], "embedding_hidden_size": 32, "embedding_size": 8}
+
+
+@pytest.fixture(scope="session")
+def tiny_face_mae_affect_dir(tmp_path_factory):
+    import torch
+
+    from modeling_abaw import FaceMAEConfig, FaceMAEForAffect
+
+    path = tmp_path_factory.mktemp("tiny-face-mae-affect")
+    torch.manual_seed(0)
+    FaceMAEForAffect(FaceMAEConfig(**TINY_FACE_MAE)).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_hubert_dir(tmp_path_factory):
+    import torch
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    path = tmp_path_factory.mktemp("tiny-hubert")
+    torch.manual_seed(0)
+    HubertModel(HubertConfig(**TINY_SSL_AUDIO)).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_vggish_dir(tmp_path_factory):
+    import torch
+
+    from modeling_abaw import VGGishConfig, VGGishModel
+
+    path = tmp_path_factory.mktemp("tiny-vggish")
+    torch.manual_seed(0)
+    VGGishModel(VGGishConfig(**TINY_VGGISH)).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_synthaffect(tmp_path_factory):
+    """A small SynthAffect dataset (4 videos x 40 frames, raw videos with audio); read-only for tests."""
+    from modeling_abaw.data.synth import generate_synthaffect
+
+    path = tmp_path_factory.mktemp("synthaffect") / "data"
+    generate_synthaffect(path, num_videos=4, num_frames=40, seed=0)
+    return path

@@ -174,7 +174,11 @@ def test_affect_model_takes_the_encoder_of_a_pretraining_checkpoint(tiny_face_ma
     assert torch.equal(model.vit.layers[1].mlp.fc2.weight, pretrained.vit.layers[1].mlp.fc2.weight)
     assert torch.equal(model.vit.embeddings.cls_token, pretrained.vit.embeddings.cls_token)
     new = set(info["missing_keys"])
-    assert new == {f"{name}.{p}" for name in ["fc_norm", *(f"affect_heads.heads.{t}" for t in "au expr va".split())] for p in ("weight", "bias")}
+    assert new == {
+        f"{name}.{p}"
+        for name in ["fc_norm", *(f"affect_heads.heads.{t}" for t in "au expr va".split())]
+        for p in ("weight", "bias")
+    }
     assert all(key.startswith(("decoder.", "vit.layernorm.")) for key in info["unexpected_keys"])
 
 

@@ -18,7 +18,10 @@ TINY_TMF = dict(
 
 def make_batch(batch_size=2, clip_length=12, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    features = {name: torch.randn(batch_size, clip_length, size, generator=generator) for name, size in TINY_TMF["modalities"].items()}
+    features = {
+        name: torch.randn(batch_size, clip_length, size, generator=generator)
+        for name, size in TINY_TMF["modalities"].items()
+    }
     attention_mask = torch.ones(batch_size, clip_length, dtype=torch.long)
     attention_mask[0, 8:] = 0
     return features, attention_mask
@@ -47,7 +50,9 @@ def test_per_frame_outputs_and_losses():
     torch.testing.assert_close(outputs.loss, outputs.au_loss + outputs.expr_loss + outputs.va_loss)
     # Padded frames' labels are ignored: marking them invalid by hand gives the same loss.
     au[0, 8:], expr[0, 8:], va[0, 8:] = -1, -1, -5
-    torch.testing.assert_close(model(features, attention_mask=attention_mask, au_labels=au, expr_labels=expr, va_labels=va).loss, outputs.loss)
+    torch.testing.assert_close(
+        model(features, attention_mask=attention_mask, au_labels=au, expr_labels=expr, va_labels=va).loss, outputs.loss
+    )
 
 
 def test_padded_frames_do_not_change_real_frames():
@@ -97,14 +102,21 @@ def test_save_and_reload_through_auto_model(tmp_path):
     assert type(reloaded) is TMFForAffect
     features, attention_mask = make_batch()
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(features, attention_mask=attention_mask).va, model(features, attention_mask=attention_mask).va, rtol=0, atol=0)
+        torch.testing.assert_close(
+            reloaded(features, attention_mask=attention_mask).va,
+            model(features, attention_mask=attention_mask).va,
+            rtol=0,
+            atol=0,
+        )
 
 
 def test_remote_code_loads_without_the_package(tmp_path, load_with_remote_code):
     model = TMFForAffect(TMFConfig(**TINY_TMF)).eval()
     model.save_pretrained(tmp_path / "model")
     features, attention_mask = make_batch()
-    class_name, module, outputs = load_with_remote_code(tmp_path / "model", {"features": features, "attention_mask": attention_mask})
+    class_name, module, outputs = load_with_remote_code(
+        tmp_path / "model", {"features": features, "attention_mask": attention_mask}
+    )
     assert class_name == "TMFForAffect" and not module.startswith("modeling_abaw")
     with torch.no_grad():
         torch.testing.assert_close(outputs["va"], model(features, attention_mask=attention_mask).va, rtol=0, atol=0)
