@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from transformers import AutoFeatureExtractor, HubertModel, Wav2Vec2Model
 
+from .configuration_vggish import VGGishConfig
 from .errors import InputError
-from .modeling_vggish import VGGishModel
+from .modeling_vggish import VGGishModel, log_mel_spectrogram
 
 SAMPLE_RATE = 16000
 
@@ -39,6 +40,8 @@ DEFAULT_MODEL_IDS = {
     "wav2vec2": "facebook/wav2vec2-base-960h",
     "vggish": "modeling-abaw/vggish",
 }
+# Features computed without pretrained weights (usable offline, e.g. by the SynthAffect demo).
+WEIGHTLESS_FEATURES = ("logmel",)
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,25 @@ class VGGishExtractor(AudioFeatureExtractor):
         return embeddings.float().cpu().numpy()
 
 
+class LogMelExtractor(AudioFeatureExtractor):
+    """VGGish's log-mel front end alone: 64 mel bands (125-7500 Hz) of 25 ms windows every 10 ms. A classic
+    acoustic feature that needs no pretrained weights, so it works offline (the demo uses it where the Hub is out of
+    reach); windows never look outside their samples, so chunking is exact."""
+
+    name = "logmel"
+    model_id = "vggish-log-mel"
+
+    def __init__(self, chunk_seconds: float = 30.0):
+        super().__init__(chunk_seconds)
+        self.config = VGGishConfig()
+        self.feature_size = self.config.num_mel_bins
+        self.stride = self.config.stft_hop_samples
+        self.receptive_field = self.config.stft_window_samples
+
+    def _encode(self, segment: np.ndarray) -> np.ndarray:
+        return log_mel_spectrogram(torch.from_numpy(segment), self.config).numpy()
+
+
 def _receptive_field(kernels, strides) -> int:
     """Samples seen by one output frame of a stack of unpadded 1-d convolutions."""
     field, jump = 1, 1
@@ -298,13 +320,16 @@ def load_audio_extractor(
     **options,
 ) -> AudioFeatureExtractor:
     """Build an extractor from "hubert", "wav2vec2" or "vggish", optionally followed by ":<Hub id or local path>"
-    (e.g. "hubert:facebook/hubert-large-ll60k"). `options` go to the extractor: `layer`, `chunk_seconds`,
-    `context_seconds` for the SSL models; `example_hop_seconds`, `chunk_seconds` for VGGish."""
+    (e.g. "hubert:facebook/hubert-large-ll60k"), or "logmel" (no weights). `options` go to the extractor: `layer`,
+    `chunk_seconds`, `context_seconds` for the SSL models; `example_hop_seconds`, `chunk_seconds` for VGGish;
+    `chunk_seconds` for logmel."""
     name, _, model_id = name_or_spec.partition(":")
+    if name in WEIGHTLESS_FEATURES and not model_id:
+        return LogMelExtractor(**options)
     if name not in DEFAULT_MODEL_IDS:
         raise InputError(
-            f"Unknown audio feature {name_or_spec!r}; choose from {', '.join(DEFAULT_MODEL_IDS)} "
-            "(optionally as NAME:MODEL_ID_OR_PATH)."
+            f"Unknown audio feature {name_or_spec!r}; choose from "
+            f"{', '.join([*DEFAULT_MODEL_IDS, *WEIGHTLESS_FEATURES])} (the pretrained ones as NAME:MODEL_ID_OR_PATH)."
         )
     model_id = model_id or DEFAULT_MODEL_IDS[name]
     if name == "vggish":

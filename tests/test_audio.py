@@ -293,3 +293,16 @@ def test_vggish_extractor_end_to_end(tmp_path):
 
     aligned = align_to_frames(features, clip.start_time + np.arange(100) / 25)
     assert aligned.values.shape == (100, 8) and aligned.mask.all()
+
+
+def test_logmel_extractor_is_the_vggish_front_end_on_the_frame_grid():
+    from modeling_abaw.configuration_vggish import VGGishConfig
+    from modeling_abaw.modeling_vggish import log_mel_spectrogram
+
+    clip = noise_clip(2.0, start_time=0.5)
+    extractor = load_audio_extractor("logmel", chunk_seconds=0.5)
+    features = extractor(clip)
+    expected = log_mel_spectrogram(torch.from_numpy(clip.waveform), VGGishConfig()).numpy()
+    np.testing.assert_allclose(features.values, expected, rtol=1e-5, atol=1e-5)  # chunking is exact
+    assert features.values.shape[1] == 64 and extractor.model_id == "vggish-log-mel"
+    np.testing.assert_allclose(features.timestamps[:2], [0.5 + 0.0125, 0.5 + 0.0225])
