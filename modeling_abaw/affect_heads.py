@@ -46,13 +46,8 @@ class AffectHeads(nn.Module):
 
     def __init__(self, config, in_features: int):
         super().__init__()
-        self.tasks = list(config.tasks)
-        self.heads = nn.ModuleDict({name: nn.Linear(in_features, TASKS[name].num_outputs) for name in self.tasks})
-        # Loss weights live in the config (JSON); buffers only carry them to the right device.
-        self.register_buffer("au_pos_weight", torch.tensor(config.au_pos_weight, dtype=torch.float32), persistent=False)
-        self.register_buffer(
-            "expr_class_weight", torch.tensor(config.expr_class_weight, dtype=torch.float32), persistent=False
-        )
+        self.config = config
+        self.heads = nn.ModuleDict({name: nn.Linear(in_features, TASKS[name].num_outputs) for name in config.tasks})
 
     def forward(
         self,
@@ -76,11 +71,14 @@ class AffectHeads(nn.Module):
                 _mark_padding_invalid(labels, valid_mask, task.invalid_value)
                 for labels, task in ((au_labels, AU), (expr_labels, EXPR), (va_labels, VA))
             )
+        # The loss weights live in the config (JSON), read at each call so that a changed config takes effect.
         losses = {}
         if au_labels is not None and "au_logits" in outputs:
-            losses["au_loss"] = au_loss(outputs["au_logits"], au_labels, self.au_pos_weight)
+            pos_weight = torch.tensor(self.config.au_pos_weight, device=features.device)
+            losses["au_loss"] = au_loss(outputs["au_logits"], au_labels, pos_weight)
         if expr_labels is not None and "expr_logits" in outputs:
-            losses["expr_loss"] = expr_loss(outputs["expr_logits"], expr_labels, self.expr_class_weight)
+            class_weight = torch.tensor(self.config.expr_class_weight, device=features.device)
+            losses["expr_loss"] = expr_loss(outputs["expr_logits"], expr_labels, class_weight)
         if va_labels is not None and "va" in outputs:
             losses["va_loss"] = va_loss(outputs["va"], va_labels)
         if losses:

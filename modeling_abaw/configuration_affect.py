@@ -12,9 +12,6 @@ class AffectConfigMixin:
     tasks (`list[str]`, defaults to `["au", "expr", "va"]`):
         The ABAW tasks the model predicts, any of "au" (12 action units), "expr" (8 expressions) and
         "va" (valence and arousal).
-    label_names (`dict[str, list[str]]`, *optional*):
-        Output names per task, filled from the task registry (`modeling_abaw.tasks`); stored so the checkpoint
-        describes its outputs.
     au_pos_weight (`list[float]`, *optional*):
         Weight of the positive class of each AU in the BCE loss (inverse frequency in the training split).
         Defaults to ones.
@@ -22,25 +19,26 @@ class AffectConfigMixin:
         Weight of each expression class in the cross-entropy loss (inverse frequency). Defaults to ones.
     smoothing_policy (`dict`, *optional*):
         Temporal post-processing per task applied at inference (see `modeling_abaw.smoothing`). Defaults to the
-        paper's gaussian filters.
+        paper's gaussian filters, for every task (so that changing `tasks` never leaves one without a policy).
+
+    `label_names` (a property) gives the output names of each task, from the task registry.
     """
 
     tasks: list[str] | None = None
-    label_names: dict[str, list[str]] | None = None
     au_pos_weight: list[float] | None = None
     expr_class_weight: list[float] | None = None
     smoothing_policy: dict | None = None
 
     def _init_affect_fields(self) -> None:
         self.tasks = validate_tasks(self.tasks if self.tasks is not None else list(TASKS))
-        expected_names = {name: list(TASKS[name].labels) for name in self.tasks}
-        if self.label_names is not None and self.label_names != expected_names:
-            raise ValueError(f"label_names {self.label_names} do not match the task registry: {expected_names}")
-        self.label_names = expected_names
         self.au_pos_weight = _weights_or_ones(self.au_pos_weight, AU.num_outputs, "au_pos_weight")
         self.expr_class_weight = _weights_or_ones(self.expr_class_weight, EXPR.num_outputs, "expr_class_weight")
-        if self.smoothing_policy is None:
-            self.smoothing_policy = default_smoothing_policy(self.tasks)
+        self.smoothing_policy = {**default_smoothing_policy(), **(self.smoothing_policy or {})}
+
+    @property
+    def label_names(self) -> dict[str, list[str]]:
+        """Output names of each task of the model, in output order."""
+        return {name: list(TASKS[name].labels) for name in self.tasks}
 
 
 def _weights_or_ones(weights, size: int, name: str) -> list[float]:

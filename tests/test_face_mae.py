@@ -26,6 +26,7 @@ def test_config_defaults_are_the_papers():
     assert config.label_names == {"au": list(AU.labels), "expr": list(EXPR.labels), "va": list(VA.labels)}
     assert config.au_pos_weight == [1.0] * 12 and config.expr_class_weight == [1.0] * 8
     assert config.smoothing_policy["expr"] == {"filter": "gaussian", "sigma": 25.0}
+    assert FaceMAEConfig(tasks=["va"]).smoothing_policy.keys() == {"au", "expr", "va"}
 
 
 def test_config_validates_tasks_and_weights():
@@ -34,8 +35,7 @@ def test_config_validates_tasks_and_weights():
         FaceMAEConfig(tasks=["pose"])
     with pytest.raises(ValueError, match="au_pos_weight needs 12"):
         FaceMAEConfig(au_pos_weight=[1.0, 2.0])
-    with pytest.raises(ValueError, match="task registry"):
-        FaceMAEConfig(tasks=["va"], label_names={"va": ["arousal", "valence"]})
+    assert FaceMAEConfig(tasks=["va"]).label_names == {"va": ["valence", "arousal"]}
 
 
 def test_pretraining_matches_vit_mae(tiny_face_mae_kwargs, tmp_path):
@@ -180,6 +180,19 @@ def test_affect_model_takes_the_encoder_of_a_pretraining_checkpoint(tiny_face_ma
         for p in ("weight", "bias")
     }
     assert all(key.startswith(("decoder.", "vit.layernorm.")) for key in info["unexpected_keys"])
+
+
+def test_loss_weights_and_tasks_survive_loading(tiny_face_mae_kwargs, tmp_path):
+    weights = dict(au_pos_weight=[float(i + 1) for i in range(12)], expr_class_weight=[0.5] * 8)
+    FaceMAEForPreTraining(FaceMAEPreTrainingConfig(**tiny_face_mae_kwargs, **weights)).save_pretrained(tmp_path / "a")
+    model = FaceMAEForAffect.from_pretrained(tmp_path / "a", tasks=["au"])
+    assert list(model.affect_heads.heads) == ["au"] and model.config.label_names == {"au": list(AU.labels)}
+    pixel_values, labels = torch.randn(3, 3, 32, 32), torch.randint(0, 2, (3, 12)).float()
+    outputs = model(pixel_values, au_labels=labels)
+    expected = au_loss(outputs.au_logits, labels, torch.tensor(weights["au_pos_weight"]))
+    torch.testing.assert_close(outputs.loss, expected)
+    model.save_pretrained(tmp_path / "b")
+    assert AutoModel.from_pretrained(tmp_path / "b").config.tasks == ["au"]
 
 
 def test_dtype_is_kept_on_reload_unless_asked(tiny_face_mae_kwargs, tmp_path):

@@ -1,0 +1,125 @@
+"""Stage 3: TMFForAffect, the transformer fusing per-frame visual and audio features over clips (paper Sec. 3.2, 4.1).
+
+Reads clips of K consecutive frames (the config's `clip_length`, K=100 in the paper) of the training videos from a
+feature cache (`abaw extract-features`) and learns `--tasks` from their per-frame labels. The config's `modalities`
+and `backbones` are copied from the cache, so the checkpoint says how to rebuild its inputs; `--modalities` picks the
+fused ones (the paper's best: mae for AU; mae, hubert and vggish for EXPR and VA). Validation: the ABAW metrics on
+every frame of the validation videos, raw and after the config's smoothing policy. The paper: AdamW, batch 32,
+learning rate 1e-4, 20 epochs.
+
+    accelerate launch -m modeling_abaw.train.tmf --data Aff-Wild2/ --features features/ --tasks expr \
+        --modalities mae,hubert,vggish --output_dir runs/tmf-expr
+"""
+
+from dataclasses import dataclass, field
+
+import datasets
+import numpy as np
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+from ..data import AffWild2, ClipDataset
+from ..errors import InputError
+from ..features import FeatureCache, tmf_inputs
+from ..modeling_tmf import TMFForAffect
+from .common import (
+    AffectArguments,
+    abaw_scores,
+    affect_predictions,
+    class_weights,
+    label_inputs,
+    load_model,
+    make_accelerator,
+    parse_arguments,
+    predict,
+    run_main,
+    stage_default,
+    train,
+)
+
+
+@dataclass(kw_only=True)
+class TMFArguments(AffectArguments):
+    """Training of the multi-modal temporal fusion model on cached features (defaults: the paper's)."""
+
+    features: str = field(metadata={"help": "Feature cache folder (written by `abaw extract-features`)."})
+    modalities: str = field(
+        default="mae,hubert,vggish", metadata={"help": "Comma-separated cached modalities to fuse."}
+    )
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "TMF checkpoint to continue from (folder or Hub id), or a folder with only config.json setting "
+            "the architecture (hidden_size, num_hidden_layers, dropout, clip_length, ...); default: the paper's."
+        },
+    )
+    batch_size: int = stage_default("batch_size", 32)
+    num_epochs: int = stage_default("num_epochs", 20)
+    learning_rate: float = stage_default("learning_rate", 1e-4)
+
+    @property
+    def modality_list(self) -> list[str]:
+        names = self.modalities.split(",") if isinstance(self.modalities, str) else self.modalities
+        return [name.strip() for name in names if name.strip()]
+
+
+def evaluate_clips(
+    accelerator: Accelerator, model: TMFForAffect, dataloader: DataLoader, clips: ClipDataset, frames: datasets.Dataset
+) -> dict[str, float]:
+    """ABAW scores (raw and smoothed) of a TMF model over every frame of the videos of `clips`, a ClipDataset of the
+    frame table `frames`; `dataloader` yields its clips with their `index` (see `IndexedDataset`)."""
+    config, first_rows = model.config, np.array([first_row for _, first_row, _ in clips.clips])
+
+    def forward(batch):
+        outputs = model(**tmf_inputs(batch, config), attention_mask=batch["attention_mask"])
+        return {"index": batch["index"], "mask": batch["attention_mask"], **affect_predictions(outputs, config.tasks)}
+
+    predictions = predict(accelerator, model, dataloader, forward)
+    index, real = predictions.pop("index"), predictions.pop("mask").astype(bool)
+    # Clip i covers table rows first_rows[i] + 0..K-1; padding frames are dropped.
+    rows = (first_rows[index][:, None] + np.arange(real.shape[1]))[real]
+    return abaw_scores(
+        frames, rows, {task: values[real] for task, values in predictions.items()}, config.smoothing_policy
+    )
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = parse_arguments(TMFArguments, argv, prog)
+    accelerator = make_accelerator(args)
+    tasks = args.task_list
+
+    cache = FeatureCache(args.features)
+    unknown = [name for name in args.modality_list if name not in cache.modalities]
+    if unknown or not args.modality_list:
+        raise InputError(f"--modalities {args.modalities!r}: {args.features} holds {', '.join(cache.modalities)}")
+    data = AffWild2(args.data)
+    train_frames, eval_frames = data.frame_table("train", tasks), data.frame_table("validation", tasks)
+    missing = sorted(set(data.videos(["train", "validation"], tasks)) - set(cache.videos))
+    if missing:
+        raise InputError(f"{args.features}: no features for {len(missing)} video(s), e.g. {missing[0]!r}")
+    model = load_model(
+        TMFForAffect,
+        args.model,
+        modalities=cache.modalities,
+        used_modalities=args.modality_list,
+        backbones=cache.backbones,
+        tasks=tasks,
+        **class_weights(train_frames, tasks),
+    )
+    config = model.config
+    train_set = ClipDataset(train_frames, cache.load_features, tasks, clip_length=config.clip_length)
+    eval_set = ClipDataset(eval_frames, cache.load_features, tasks, clip_length=config.clip_length)
+
+    def compute_loss(model, batch):
+        inputs = tmf_inputs(batch, config)
+        return model(**inputs, attention_mask=batch["attention_mask"], **label_inputs(batch, tasks)).loss
+
+    def evaluate(model, dataloader):
+        return evaluate_clips(accelerator, model, dataloader, eval_set, eval_frames)
+
+    train(accelerator, args, model, train_set, eval_set, compute_loss, evaluate)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
