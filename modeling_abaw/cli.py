@@ -9,7 +9,12 @@ from .errors import InputError
 
 # Modules defining a subcommand, imported lazily so `abaw --help` stays fast.
 SUBCOMMAND_MODULES = (
+    "modeling_abaw.commands.demo",
     "modeling_abaw.commands.models",
+    "modeling_abaw.commands.train",
+    "modeling_abaw.commands.synth",
+    "modeling_abaw.commands.extract_features",
+    "modeling_abaw.commands.predict",
 )
 
 

@@ -1,0 +1,228 @@
+"""Face detection, tracking over time and face crops.
+
+- `FaceDetector` is the interface: an RGB image in, face boxes out. `HaarFaceDetector`, the default, is OpenCV's
+  frontal-face Haar cascade, which ships inside opencv-python, so it works offline right after `pip install`. A
+  better detector (e.g. a CNN) plugs in by subclassing `FaceDetector`; nothing else changes.
+- `FaceTracker` follows faces through a video. Scanning a whole frame is the detector's expensive call, so it runs
+  every `detect_every` frames, and on every frame while no face is followed or a followed face is lost. In between,
+  each followed face is searched for only in a window around its last box, for faces of about its size, shrunk so
+  the face is three times the detector's smallest: a third to a half of a full scan's cost, and the face is still
+  measured on every frame. Boxes are linked to tracks by overlap (IoU), so a track never jumps to another person.
+- `FaceTracker.faces()` turns tracks into people: tracks sorted by prominence (the sum of their box areas: big and
+  long-lived faces first); a track that never shares a frame with an earlier one continues it (a face that left the
+  picture and came back, or was hidden for a while), otherwise it is another person. The first face is the main one.
+- `crop_face` cuts the square the models see: centred on the box, `crop_scale` times its side. The default 1.4
+  matches the aligned crops FaceMAE is trained on (measured on SynthAffect, whose `cropped_aligned` images follow
+  Aff-Wild2's, the Haar box spans 0.70 +- 0.05 of the aligned crop's side, centred within 1% of it).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+HAAR_CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+CROP_SCALE = 1.4
+
+
+class Box(NamedTuple):
+    """A face in pixels: top-left corner, width, height, and the detector's confidence (higher is surer)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float = 1.0
+
+    @property
+    def area(self) -> float:
+        return self.w * self.h
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return self.x + self.w / 2, self.y + self.h / 2
+
+    def transformed(self, scale: float, dx: float = 0.0, dy: float = 0.0) -> Box:
+        """The box after scaling an image by `scale` and then shifting it by (dx, dy)."""
+        return Box(self.x * scale + dx, self.y * scale + dy, self.w * scale, self.h * scale, self.score)
+
+
+def iou(a: Box, b: Box) -> float:
+    width = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    height = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    overlap = max(width, 0.0) * max(height, 0.0)
+    return overlap / (a.area + b.area - overlap) if overlap else 0.0
+
+
+class FaceDetector(ABC):
+    """Finds faces in an RGB image (H, W, 3) uint8. `min_face_size` is the side (pixels) of the smallest face it
+    finds; the tracker uses it to decide how far it can shrink the window it searches around a known face."""
+
+    min_face_size: int = 24
+
+    @abstractmethod
+    def __call__(self, image: np.ndarray, min_size: float = 0, max_size: float = float("inf")) -> list[Box]:
+        """Boxes of the faces in `image`, in its pixels. `min_size` and `max_size` bound the side of the faces
+        wanted; a detector may use them to skip work, and must not return faces outside them."""
+
+
+class HaarFaceDetector(FaceDetector):
+    """OpenCV's Viola-Jones frontal-face cascade: no download, ~10-25 ms per 320x240 frame on a CPU core. It finds
+    roughly frontal faces (up to ~30 degrees of yaw); the score is the number of overlapping raw detections."""
+
+    def __init__(
+        self, min_face_size: int = 24, scale_factor: float = 1.1, min_neighbors: int = 4, cascade=HAAR_CASCADE
+    ):
+        self.cascade = cv2.CascadeClassifier(cascade)
+        if self.cascade.empty():
+            raise FileNotFoundError(f"cannot load the Haar cascade {cascade}")
+        self.min_face_size, self.scale_factor, self.min_neighbors = min_face_size, scale_factor, min_neighbors
+
+    def __call__(self, image: np.ndarray, min_size: float = 0, max_size: float = float("inf")) -> list[Box]:
+        low = max(self.min_face_size, int(np.ceil(min_size)))
+        high = int(min(max_size, *image.shape[:2]))
+        if high < low:
+            return []
+        boxes, neighbours = self.cascade.detectMultiScale2(
+            cv2.cvtColor(image, cv2.COLOR_RGB2GRAY),
+            self.scale_factor,
+            self.min_neighbors,
+            minSize=(low, low),
+            maxSize=(high, high),
+        )
+        return [Box(*map(float, box), float(count)) for box, count in zip(boxes, neighbours)]
+
+
+@dataclass
+class FaceTrack:
+    """One face over time: the frame indices (0-based) where it was found, with its box there, in frame order."""
+
+    boxes: dict[int, Box] = field(default_factory=dict)
+
+    @property
+    def prominence(self) -> float:
+        return sum(box.area for box in self.boxes.values())
+
+    @property
+    def last_frame(self) -> int:
+        return next(reversed(self.boxes))
+
+    def mean_centre(self) -> np.ndarray:
+        return np.mean([box.centre for box in self.boxes.values()], axis=0)
+
+
+class FaceTracker:
+    """Detects and follows faces frame by frame (module docstring); feed frames with `update`, then ask `faces()`.
+
+    Args:
+        detector: the face detector.
+        detect_every: frames between full-frame scans while faces are followed (a face that enters the picture
+            while another is followed is found within this many frames); 1 scans every frame.
+        max_gap: frames a face may go unseen (hidden, missed) and still continue its track.
+        iou_threshold: least overlap between a track's last box and a detection for them to be the same face.
+        search_radius: half-side of the window searched around a followed face, in face sides.
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        detect_every: int = 25,
+        max_gap: int = 15,
+        iou_threshold: float = 0.3,
+        search_radius: float = 0.75,
+    ):
+        if detect_every < 1 or max_gap < 0:
+            raise ValueError(f"detect_every must be >= 1 and max_gap >= 0, got {detect_every} and {max_gap}")
+        self.detector, self.detect_every, self.max_gap = detector, detect_every, max_gap
+        self.iou_threshold, self.search_radius = iou_threshold, search_radius
+        self.tracks: list[FaceTrack] = []
+        self.active: list[FaceTrack] = []  # the tracks seen within the last `max_gap` + 1 frames
+        self.frame_index = -1
+
+    def update(self, image: np.ndarray) -> None:
+        """Process the next frame."""
+        self.frame_index += 1
+        self.active = active = [t for t in self.active if self.frame_index - t.last_frame <= self.max_gap + 1]
+        # A face lost in the previous frame may be anywhere by now (or back after an occlusion): scan it all.
+        lost = any(track.last_frame < self.frame_index - 1 for track in active)
+        full_scan = not active or lost or self.frame_index % self.detect_every == 0
+        if full_scan:
+            detections = self.detector(image)
+        else:
+            detections = [box for track in active for box in self._search_near(image, track.boxes[track.last_frame])]
+        pairs = sorted(
+            (
+                (iou(track.boxes[track.last_frame], box), t, d)
+                for t, track in enumerate(active)
+                for d, box in enumerate(detections)
+            ),
+            reverse=True,
+        )
+        matched_tracks, matched_detections = set(), set()
+        for overlap, t, d in pairs:
+            if overlap < self.iou_threshold:
+                break
+            if t not in matched_tracks and d not in matched_detections:
+                active[t].boxes[self.frame_index] = detections[d]
+                matched_tracks.add(t)
+                matched_detections.add(d)
+        if full_scan:  # a window search only re-finds known faces; new faces come from full scans
+            new = [
+                FaceTrack({self.frame_index: box}) for d, box in enumerate(detections) if d not in matched_detections
+            ]
+            self.tracks += new
+            self.active += new
+
+    def _search_near(self, image: np.ndarray, box: Box) -> list[Box]:
+        """Faces of about the size of `box` in a window around it, shrunk so the face is 3x the smallest findable."""
+        side = max(box.w, box.h)
+        (cx, cy), radius = box.centre, self.search_radius * side
+        x0, y0 = max(0, int(cx - radius)), max(0, int(cy - radius))
+        x1, y1 = min(image.shape[1], int(cx + radius) + 1), min(image.shape[0], int(cy + radius) + 1)
+        window = image[y0:y1, x0:x1]
+        scale = min(1.0, 3 * self.detector.min_face_size / side)
+        if scale < 1.0:
+            window = cv2.resize(window, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        found = self.detector(window, min_size=side * scale / 1.5, max_size=side * scale * 1.5)
+        return [box.transformed(1 / scale, x0, y0) for box in found]
+
+    def faces(self, min_frames: int = 5) -> list[FaceTrack]:
+        """People in the video, main face first (module docstring). Tracks shorter than `min_frames` frames (or the
+        whole video, if shorter) are dropped: detectors' false alarms rarely last."""
+        min_frames = min(min_frames, self.frame_index + 1)
+        tracks = sorted(
+            (t for t in self.tracks if len(t.boxes) >= min_frames), key=lambda t: t.prominence, reverse=True
+        )
+        people: list[FaceTrack] = []
+        for track in tracks:
+            free = [person for person in people if not person.boxes.keys() & track.boxes.keys()]
+            if free:
+                nearest = min(free, key=lambda person: np.hypot(*(person.mean_centre() - track.mean_centre())))
+                nearest.boxes.update(track.boxes)
+            else:
+                people.append(FaceTrack(dict(track.boxes)))
+        people = [FaceTrack(dict(sorted(person.boxes.items()))) for person in people]
+        return sorted(people, key=lambda person: person.prominence, reverse=True)
+
+
+def crop_face(image: np.ndarray, box: Box, size: int, crop_scale: float = CROP_SCALE) -> np.ndarray:
+    """The square of side `crop_scale` x the box's longer side centred on the box, resized to (size, size).
+
+    Parts of the square outside the image repeat the border pixels (as SynthAffect's aligned crops do).
+    """
+    side = max(1, round(crop_scale * max(box.w, box.h)))
+    cx, cy = box.centre
+    x0, y0 = round(cx - side / 2), round(cy - side / 2)
+    height, width = image.shape[:2]
+    inside = image[max(y0, 0) : max(min(y0 + side, height), 0), max(x0, 0) : max(min(x0 + side, width), 0)]
+    if inside.size == 0:
+        raise ValueError(f"face box {box} lies outside the {width}x{height} image")
+    top, left = max(-y0, 0), max(-x0, 0)
+    bottom, right = side - top - inside.shape[0], side - left - inside.shape[1]
+    square = cv2.copyMakeBorder(inside, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)

@@ -1,0 +1,379 @@
+"""`AffectPipeline`: per-frame action units, expression and valence/arousal of the faces in videos and images.
+
+For each input:
+
+1. faces: the frames are decoded (shrunk to `detection_size`) and faces are detected and tracked
+   (`faces.FaceTracker`); the main face is the most prominent one (`all_faces=True` keeps every face).
+2. affect: the frames are decoded again, full size, and each frame's face crop goes through the FaceMAE encoder in
+   batches. A FaceMAEForAffect checkpoint predicts from these crops directly. For a TMFForAffect checkpoint the
+   pooled visual features (frames without a face take the nearest face frame's, as in `abaw extract-features`) are
+   fused with the checkpoint's audio features, decoded from the same file and aligned to the frames' timestamps,
+   over clips of `clip_length` frames that tile the video (as `ClipDataset` tiles it for training). A video without
+   an audio stream gets absent audio features (mask 0, which TMF was built to handle) and a warning.
+3. post-processing (`smoothing.postprocess_video`): frames without a face take the nearest face frame's predictions,
+   then each task is smoothed as the model's config says (`smoothing_policy`), unless `smoothing` overrides it.
+
+Two decoding passes keep memory flat (no frame is kept) while still choosing the main face with the whole video in
+view, so it never switches person half-way. Only the visual encoder runs in `dtype`: it does nearly all the
+compute, while the audio backbones and the fusion transformer are cheap and stay in float32.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModel
+
+from ..audio import AudioClip, AudioFeatureExtractor, align_to_frames, load_audio, load_audio_extractor
+from ..configuration_tmf import VISUAL_MODALITY
+from ..errors import InputError
+from ..features import tmf_inputs
+from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
+from ..modeling_tmf import TMFForAffect
+from ..smoothing import fill_missing_frames, postprocess_video, validate_smoothing_policy
+from ..tasks import EXPR, SMOOTHING_FILTERS, TASKS, default_smoothing_policy
+from ..train.common import affect_predictions
+from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, HaarFaceDetector, crop_face
+from .video import Media, open_media
+
+BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class NoFaceWarning(UserWarning):
+    """An input in which no face was found: its rows are returned with empty (NaN) predictions."""
+
+
+class MissingAudioWarning(UserWarning):
+    """A video without audio given to a model that uses audio: the audio features are treated as absent."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """ "auto" is the first of cuda, mps and cpu that is available."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise InputError(f"device {device!r}: {error}") from None
+    if (device.type == "cuda" and not torch.cuda.is_available()) or (
+        device.type == "mps" and not torch.backends.mps.is_available()
+    ):
+        raise InputError(f"device {str(device)!r} is not available on this machine")
+    return device
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """ "auto" is bfloat16 where the hardware runs it natively, i.e. CUDA GPUs with bf16 support and CPUs with AMX
+    (Intel Sapphire Rapids and later: a ViT-Base runs ~3.7x faster there); float32 elsewhere, where bf16 matmuls are
+    emulated and slower than float32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+        native_bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (device.type == "cpu" and amx)
+        return torch.bfloat16 if native_bf16 else torch.float32
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r}: choose auto, {' or '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def _load_model(name: str | os.PathLike, expected: tuple[type, ...], what: str):
+    """A checkpoint through `AutoModel`, in float32 whatever dtype it was saved in, checked to be of `expected`."""
+    try:
+        model = AutoModel.from_pretrained(name, dtype=torch.float32)
+    except (OSError, ValueError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{what} {str(name)!r}: cannot load it ({reason})") from error
+    if not isinstance(model, expected):
+        names = " or ".join(cls.__name__ for cls in expected)
+        raise InputError(f"{what} {str(name)!r} is a {type(model).__name__}; a {names} checkpoint is needed")
+    return model
+
+
+class AffectPipeline:
+    """Predict AU probabilities, expression probabilities and valence/arousal for every frame of a video or image.
+
+    Args:
+        model: a `FaceMAEForAffect` (frame-wise) or a `TMFForAffect` (visual + audio fusion over clips).
+        visual_model: for a TMF model, the `FaceMAEForAffect` whose pooled features it fuses.
+        audio_extractors: for a TMF model, one extractor per audio modality it uses (`config.audio_modalities`).
+        detector: the face detector; default `HaarFaceDetector()`.
+        face_crops: the inputs are already face crops (e.g. Aff-Wild2 `cropped_aligned` images): no detection, the
+            whole frame is the face and goes to the image processor as it is.
+        batch_size: face crops per encoder forward pass (and clips per fusion forward pass).
+        smoothing: temporal post-processing: None for the model's `smoothing_policy`, a filter name of
+            `tasks.SMOOTHING_FILTERS` ("none" turns it off) with the paper's per-task parameters, or a policy dict.
+        all_faces: return every face found (a `face` column numbers them, 1 = main face), not only the main face.
+        detection_size: longer side (pixels) frames are shrunk to for detection and tracking; boxes are reported in
+            the original frame's pixels. With the Haar detector's 24-pixel minimum, faces down to ~7.5% of the
+            longer side are found.
+        detect_every: frames between full-frame detection scans while faces are being tracked (a face entering
+            the picture while another is tracked is found within this many frames: one second at 25 fps).
+        min_face_frames: a face must be found in this many frames to count (rejects brief false detections).
+        crop_scale: side of the square crop, in multiples of the detected box's side.
+        progress: show a progress bar per input.
+    """
+
+    def __init__(
+        self,
+        model: FaceMAEForAffect | TMFForAffect,
+        visual_model: FaceMAEForAffect | None = None,
+        audio_extractors: Mapping[str, AudioFeatureExtractor] | None = None,
+        *,
+        detector: FaceDetector | None = None,
+        face_crops: bool = False,
+        batch_size: int = 32,
+        smoothing: str | Mapping | None = None,
+        all_faces: bool = False,
+        detection_size: int = 320,
+        detect_every: int = 25,
+        min_face_frames: int = 5,
+        crop_scale: float = CROP_SCALE,
+        progress: bool = False,
+    ):
+        self.model = model.eval()
+        self.is_fusion = isinstance(model, TMFForAffect)
+        self.visual_model = (visual_model if self.is_fusion else model).eval()
+        self.audio_extractors = dict(audio_extractors or {})
+        if self.is_fusion:
+            self._check_fusion_inputs()
+        if batch_size < 1:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        self.tasks = list(model.config.tasks)
+        self.processor = face_image_processor(self.visual_model.config)
+        self.image_size = self.visual_model.config.image_size
+        if smoothing is None:
+            smoothing = model.config.smoothing_policy
+        elif isinstance(smoothing, str):
+            if smoothing not in SMOOTHING_FILTERS:
+                raise InputError(f"smoothing {smoothing!r}: choose {', '.join(SMOOTHING_FILTERS)} or a policy dict")
+            smoothing = default_smoothing_policy(self.tasks, smoothing)
+        self.smoothing_policy = validate_smoothing_policy(smoothing)
+        self.detector = detector or HaarFaceDetector()
+        self.face_crops, self.batch_size, self.all_faces = face_crops, batch_size, all_faces
+        self.detection_size, self.detect_every, self.min_face_frames = detection_size, detect_every, min_face_frames
+        self.crop_scale, self.progress = crop_scale, progress
+
+    def _check_fusion_inputs(self) -> None:
+        config = self.model.config
+        if not isinstance(self.visual_model, FaceMAEForAffect):
+            raise InputError("a TMFForAffect model needs its FaceMAEForAffect visual backbone (visual_model)")
+        sizes = {VISUAL_MODALITY: self.visual_model.config.hidden_size}
+        sizes.update({name: extractor.feature_size for name, extractor in self.audio_extractors.items()})
+        if sorted(self.audio_extractors) != sorted(config.audio_modalities):
+            raise InputError(
+                f"the TMF model fuses {config.used_modalities}; audio extractors given for "
+                f"{sorted(self.audio_extractors)}"
+            )
+        for name in config.used_modalities:
+            if sizes[name] != config.modalities[name]:
+                raise InputError(
+                    f"the TMF model takes {config.modalities[name]}-d {name} features; its {name} "
+                    f"backbone gives {sizes[name]}-d features"
+                )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_name_or_path: str | os.PathLike,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+        **kwargs,
+    ) -> AffectPipeline:
+        """Load a FaceMAEForAffect or TMFForAffect checkpoint (local folder or Hub id) and, for TMF, the visual and
+        audio backbones its `config.backbones` names. `kwargs` go to the constructor."""
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
+        model = _load_model(model_name_or_path, (FaceMAEForAffect, TMFForAffect), "model")
+        if not isinstance(model, TMFForAffect):
+            return cls(model.to(device, dtype), **kwargs)
+        model = model.to(device)
+        backbones = model.config.backbones
+        missing = [name for name in model.config.used_modalities if "model" not in backbones.get(name, {})]
+        if missing:
+            raise InputError(
+                f"model {str(model_name_or_path)!r} does not name the backbone of its {missing} features "
+                "in config.backbones"
+            )
+        visual = _load_model(backbones[VISUAL_MODALITY]["model"], (FaceMAEForAffect,), "visual backbone")
+        extractors = {}
+        for name in model.config.audio_modalities:
+            options = {key: value for key, value in backbones[name].items() if key != "model"}
+            try:
+                extractors[name] = load_audio_extractor(f"{name}:{backbones[name]['model']}", device, **options)
+            except OSError as error:
+                raise InputError(f"{name} backbone {backbones[name]['model']!r}: cannot load it ({error})") from error
+        return cls(model, visual.to(device, dtype), extractors, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.visual_model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.visual_model.dtype
+
+    def __call__(self, path: str | os.PathLike) -> pd.DataFrame:
+        """Predictions for one image or video: one row per frame (and per face with `all_faces`).
+
+        Columns: frame (1-based), timestamp (s), face_detected (0/1; 0 with predictions = filled from the nearest
+        frame with a face), face_x, face_y, face_w, face_h (pixels of the original frame), then per task of the
+        model: AU probabilities (AU1 ... AU26), expression probabilities (Neutral ... Other) and `expression`
+        (the most probable), valence and arousal. Without any face, predictions are NaN and a NoFaceWarning is
+        issued. Unreadable inputs raise InputError (FileNotFoundError when missing).
+        """
+        media = open_media(path)
+        with tqdm(total=media.num_frames, desc=media.path.name, unit="frame", disable=not self.progress) as bar:
+            bar.set_postfix_str("faces")
+            times, faces = self._find_faces(media, bar)
+            if not faces:
+                warnings.warn(
+                    f"{media.path}: no face found in its {len(times)} frame(s); predictions are empty",
+                    NoFaceWarning,
+                    stacklevel=2,
+                )
+                return self._table(times, FaceTrack(), None)
+            bar.reset(total=len(times))
+            bar.set_postfix_str("affect")
+            outputs = self._encode(media, faces, len(times), bar)
+        has_face = [np.isin(np.arange(len(times)), list(face.boxes)) for face in faces]
+        if self.is_fusion:
+            audio = self._audio(media, times)
+            outputs = [self._fuse(output["features"], mask, audio) for output, mask in zip(outputs, has_face)]
+        tables = [
+            self._table(times, face, postprocess_video(output, mask, self.smoothing_policy))
+            for face, output, mask in zip(faces, outputs, has_face)
+        ]
+        if not self.all_faces:
+            return tables[0]
+        for number, table in enumerate(tables, start=1):
+            table.insert(1, "face", number)
+        return pd.concat(tables, ignore_index=True)
+
+    def _find_faces(self, media: Media, bar: tqdm) -> tuple[np.ndarray, list[FaceTrack]]:
+        """First pass: frame times and the faces, main face first, boxes in original-frame pixels."""
+        times, scale = [], 1.0
+        tracker = None if self.face_crops else FaceTracker(self.detector, self.detect_every)
+        for frame in media.frames(max_side=self.detection_size):
+            times.append(frame.time)
+            if tracker:
+                tracker.update(frame.image)
+                scale = media.width / frame.image.shape[1]
+            bar.update()
+        times = np.asarray(times, dtype=np.float64)
+        if self.face_crops:
+            whole = Box(0.0, 0.0, float(media.width), float(media.height))
+            return times, [FaceTrack(dict.fromkeys(range(len(times)), whole))]
+        faces = [
+            FaceTrack({index: box.transformed(scale) for index, box in face.boxes.items()})
+            for face in tracker.faces(self.min_face_frames)
+        ]
+        return times, faces if self.all_faces else faces[:1]
+
+    def _encode(self, media: Media, faces: list[FaceTrack], num_frames: int, bar: tqdm) -> list[dict[str, np.ndarray]]:
+        """Second pass: the encoder's outputs for every face crop, as per-face (T, C) arrays (NaN without a face)."""
+        outputs: list[dict[str, np.ndarray]] = [{} for _ in faces]
+        crops, keys = [], []
+
+        def flush() -> None:
+            numbers, indices = np.asarray(keys).T
+            for name, values in self._encode_crops(crops).items():
+                for number in np.unique(numbers):
+                    if name not in outputs[number]:
+                        outputs[number][name] = np.full((num_frames, values.shape[1]), np.nan, np.float32)
+                    outputs[number][name][indices[numbers == number]] = values[numbers == number]
+            crops.clear()
+            keys.clear()
+
+        for index, frame in enumerate(media.frames()):
+            for number, face in enumerate(faces):
+                if index in face.boxes:
+                    crop = (
+                        frame.image
+                        if self.face_crops
+                        else crop_face(frame.image, face.boxes[index], self.image_size, self.crop_scale)
+                    )
+                    crops.append(crop)
+                    keys.append((number, index))
+            if len(crops) >= self.batch_size:
+                flush()
+            bar.update()
+        if crops:
+            flush()
+        return outputs
+
+    @torch.inference_mode()
+    def _encode_crops(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Task predictions (FaceMAE model) or pooled features (for TMF) of a batch of crops."""
+        # Detected crops are cut at the model's size already; given face crops are resized by the processor.
+        pixel_values = self.processor(images=crops, do_resize=self.face_crops, return_tensors="pt")["pixel_values"]
+        outputs = self.visual_model(pixel_values=pixel_values.to(self.device, self.dtype))
+        if self.is_fusion:
+            return {"features": outputs.features.float().cpu().numpy()}
+        return {name: values.float().cpu().numpy() for name, values in affect_predictions(outputs, self.tasks).items()}
+
+    def _audio(self, media: Media, times: np.ndarray) -> dict[str, np.ndarray]:
+        """Each audio modality's features aligned to the frame times, with its `<name>_mask`."""
+        clip = AudioClip(np.zeros(0, np.float32)) if media.is_image else load_audio(media.path)
+        if not clip.present and self.audio_extractors and not media.is_image:
+            warnings.warn(
+                f"{media.path}: no audio; the model's {', '.join(self.audio_extractors)} features are "
+                "treated as absent",
+                MissingAudioWarning,
+                stacklevel=3,
+            )
+        audio = {}
+        for name, extractor in self.audio_extractors.items():
+            audio[name], audio[f"{name}_mask"] = align_to_frames(extractor(clip), times)
+        return audio
+
+    @torch.inference_mode()
+    def _fuse(self, visual: np.ndarray, has_face: np.ndarray, audio: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """TMF predictions (T, C) per task, over clips of `clip_length` frames tiling the video (the last padded)."""
+        clip_length, num_frames = self.model.config.clip_length, len(visual)
+        num_clips = -(-num_frames // clip_length)
+        columns = {VISUAL_MODALITY: fill_missing_frames(visual, has_face), **audio}
+        columns["attention_mask"] = np.ones(num_frames, np.int64)
+
+        def clips(values: np.ndarray) -> torch.Tensor:
+            padding = [(0, num_clips * clip_length - num_frames)] + [(0, 0)] * (values.ndim - 1)
+            padded = torch.from_numpy(np.pad(values, padding))
+            return padded.reshape(num_clips, clip_length, *values.shape[1:]).to(self.model.device)
+
+        batch = {name: clips(values) for name, values in columns.items()}
+        predictions: dict[str, list[np.ndarray]] = {}
+        for start in range(0, num_clips, self.batch_size):
+            part = {name: values[start : start + self.batch_size] for name, values in batch.items()}
+            outputs = self.model(**tmf_inputs(part, self.model.config), attention_mask=part["attention_mask"])
+            for name, values in affect_predictions(outputs, self.tasks).items():
+                predictions.setdefault(name, []).append(values.float().flatten(0, 1).cpu().numpy())
+        return {name: np.concatenate(values)[:num_frames] for name, values in predictions.items()}
+
+    def _table(self, times: np.ndarray, face: FaceTrack, predictions: dict[str, np.ndarray] | None) -> pd.DataFrame:
+        num_frames = len(times)
+        boxes = np.full((num_frames, 4), np.nan)
+        for index, box in face.boxes.items():
+            boxes[index] = box[:4]
+        columns = {
+            "frame": np.arange(1, num_frames + 1),
+            "timestamp": times,
+            "face_detected": (~np.isnan(boxes[:, 0])).astype(np.int64),
+            **dict(zip(BOX_COLUMNS, np.round(boxes, 1).T)),
+        }
+        for name in self.tasks:
+            task = TASKS[name]
+            values = predictions[name] if predictions else np.full((num_frames, task.num_outputs), np.nan)
+            columns.update(zip(task.labels, values.T))
+            if task is EXPR:
+                labels = np.asarray(EXPR.labels, dtype=object)[np.nan_to_num(values).argmax(axis=1)]
+                columns["expression"] = np.where(np.isnan(values).any(axis=1), None, labels)
+        return pd.DataFrame(columns)

@@ -1,0 +1,374 @@
+"""Video and image inference: decoding, face detection and tracking, crops, the pipeline with FaceMAE and TMF models.
+
+Faces are SynthAffect's procedural faces: raw SynthAffect videos, and clips drawn here with the same face drawing at
+known places (so detections can be checked against where faces really are). Models are tiny and random.
+"""
+
+import fractions
+import json
+import warnings
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from modeling_abaw import FaceMAEForAffect, TMFConfig, TMFForAffect, face_image_processor
+from modeling_abaw.data.synth_faces import Placement, draw_face, paste_face, random_background, random_identity
+from modeling_abaw.errors import InputError
+from modeling_abaw.inference import (
+    AffectPipeline,
+    Box,
+    FaceDetector,
+    FaceTracker,
+    MissingAudioWarning,
+    NoFaceWarning,
+    crop_face,
+    open_media,
+)
+from modeling_abaw.tasks import AU, EXPR, VA
+
+TABLE_COLUMNS = [
+    "frame",
+    "timestamp",
+    "face_detected",
+    "face_x",
+    "face_y",
+    "face_w",
+    "face_h",
+    *AU.labels,
+    *EXPR.labels,
+    "expression",
+    *VA.labels,
+]
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+
+
+def draw_scene(num_frames, placements, size=(320, 240), seed=1):
+    """Frames of one face (identity `seed`) over a room; `placements[i]` is None where no face is drawn."""
+    rng = np.random.default_rng(seed)
+    identity, background = random_identity(rng), random_background(rng, *size)
+    frames = []
+    for index in range(num_frames):
+        frame = background.copy()
+        if placements[index] is not None:
+            rgb, alpha = draw_face(identity, np.zeros(len(AU.labels), np.float32), int(placements[index].size))
+            paste_face(frame, rgb, alpha, placements[index])
+        frames.append(frame)
+    return frames
+
+
+def write_video(path, frames, fps=25, times=None, audio_seconds=None, rotation=0):
+    """Encode RGB frames (H.264, or the container's default codec) at `fps` or at explicit `times` (seconds), with
+    a tone as AAC audio when `audio_seconds` is given and a display rotation when `rotation` is set."""
+    time_base = fractions.Fraction(1, 1000)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt, stream.time_base, stream.codec_context.time_base = "yuv420p", time_base, time_base
+        if rotation:
+            stream.set_display_rotation(rotation)
+        audio = container.add_stream("aac", rate=16000, layout="mono") if audio_seconds else None
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = round((index / fps if times is None else times[index]) * 1000)
+            frame.time_base = time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if audio:
+            samples = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(16000 * audio_seconds)) / 16000)).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                chunk = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts, chunk.time_base = 16000, start, fractions.Fraction(1, 16000)
+                container.mux(audio.encode(chunk))
+            container.mux(audio.encode(None))
+    return path
+
+
+def predictions(table):
+    return table[[*AU.labels, *EXPR.labels, *VA.labels]].to_numpy()
+
+
+# --------------------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_face_mae_affect_dir):
+    return AffectPipeline.from_pretrained(tiny_face_mae_affect_dir, device="cpu", dtype="float32", smoothing="none")
+
+
+@pytest.fixture(scope="module")
+def synth(tiny_synthaffect):
+    """The shared SynthAffect data (4 videos x 40 frames at 30 fps) and what its generator wrote about it."""
+    return tiny_synthaffect, json.loads((tiny_synthaffect / "synthaffect.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def tmf_dir(tmp_path_factory, tiny_face_mae_affect_dir, tiny_hubert_dir, tiny_vggish_dir):
+    """A tiny TMF (EXPR and VA) fusing the tiny FaceMAE, HuBERT (layer 1) and VGGish models of local folders."""
+    torch.manual_seed(1)
+    config = TMFConfig(
+        modalities={"mae": 32, "hubert": 16, "vggish": 8},
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        clip_length=12,
+        tasks=["expr", "va"],
+        backbones={
+            "mae": {"model": tiny_face_mae_affect_dir},
+            "hubert": {"model": tiny_hubert_dir, "layer": 1},
+            "vggish": {"model": tiny_vggish_dir},
+        },
+    )
+    path = tmp_path_factory.mktemp("tmf")
+    TMFForAffect(config).save_pretrained(path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- faces and crops
+
+
+class ScriptedDetector(FaceDetector):
+    """Returns the boxes scripted for each call, so tracking logic is tested without a real detector."""
+
+    def __init__(self, script):
+        self.script, self.calls = list(script), 0
+
+    def __call__(self, image, min_size=0, max_size=float("inf")):
+        boxes = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        return list(boxes)
+
+
+def test_tracker_links_boxes_and_groups_people():
+    a, b, ghost = Box(10, 10, 50, 50), Box(200, 20, 60, 60), Box(120, 150, 30, 30)
+    # 0-9: a and b; 10: a, b and a two-frame false alarm; 12-19: a is gone; 20-29: a is back, slightly moved.
+    script = [[a, b]] * 10 + [[a, b, ghost]] * 2 + [[b]] * 8 + [[a._replace(x=14), b]] * 10
+    tracker = FaceTracker(ScriptedDetector(script), detect_every=1, max_gap=3)
+    for _ in range(30):
+        tracker.update(np.zeros((240, 320, 3), np.uint8))
+    main, other = tracker.faces(min_frames=5)  # the ghost (2 frames) is dropped
+    assert len(tracker.tracks) == 4  # a, b, ghost, a again after its gap (more than max_gap frames)
+    assert sorted(main.boxes) == list(range(30)) and main.boxes[0] == b  # b: 30 frames x 3600 px^2
+    assert sorted(other.boxes) == [*range(12), *range(20, 30)]  # a's two tracks make one person
+    assert other.boxes[25].x == 14
+
+
+def test_tracker_searches_near_faces_between_scans():
+    image = draw_scene(1, [Placement(160, 120, 120, 0)])[0]
+    from modeling_abaw.inference import HaarFaceDetector
+
+    class Counting(HaarFaceDetector):
+        sizes = []
+
+        def __call__(self, image, min_size=0, max_size=float("inf")):
+            self.sizes.append(image.shape[:2])
+            return super().__call__(image, min_size, max_size)
+
+    detector = Counting()
+    tracker = FaceTracker(detector, detect_every=5)
+    for _ in range(7):
+        tracker.update(image)
+    (face,) = tracker.faces()
+    assert sorted(face.boxes) == list(range(7))
+    full = [size for size in detector.sizes if size == (240, 320)]
+    assert len(full) == 2  # frames 0 and 5; the others search a small window
+    assert max(h * w for h, w in detector.sizes if (h, w) != (240, 320)) < 0.25 * 240 * 320
+
+
+def test_crop_face_is_a_square_around_the_box_with_replicated_borders():
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, 100:] = 255
+    crop = crop_face(image, Box(80, 30, 40, 40), size=56, crop_scale=1.4)  # 56 x 56 square, no resizing
+    assert crop.shape == (56, 56, 3)
+    assert (crop[:, :28] == 0).all() and (crop[:, 28:] == 255).all()
+    corner = crop_face(image, Box(-10, -10, 40, 40), size=28, crop_scale=1.0)  # half outside: border repeated
+    assert corner.shape == (28, 28, 3) and (corner == 0).all()
+
+
+# ------------------------------------------------------------------------------------------------------ decoding
+
+
+def test_variable_frame_rate_timestamps_and_rotation(tmp_path):
+    times = np.cumsum([0, 0.04, 0.04, 0.1, 0.02, 0.2, 0.04, 0.04])
+    frames = draw_scene(len(times), [Placement(160, 120, 120, 0)] * len(times))
+    # Stored sideways with a display rotation of +90 degrees: upright once the rotation is applied.
+    sideways = [np.ascontiguousarray(np.rot90(frame, -1)) for frame in frames]
+    path = write_video(tmp_path / "vfr.mp4", sideways, times=times, rotation=90)
+    media = open_media(path)
+    assert (media.width, media.height) == (320, 240)
+    decoded = list(media.frames())
+    np.testing.assert_allclose([frame.time for frame in decoded], times, atol=1e-3)
+    assert decoded[0].image.shape == (240, 320, 3)
+    assert np.abs(decoded[0].image.astype(int) - frames[0]).mean() < 8  # upright, not rotated
+    assert [frame.image.shape for frame in media.frames(max_side=160)][0] == (120, 160, 3)
+
+
+def test_unreadable_inputs_raise_errors_naming_the_file(tmp_path, pipeline):
+    good = write_video(tmp_path / "good.mp4", draw_scene(10, [None] * 10))
+    (tmp_path / "truncated.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (tmp_path / "notes.mp4").write_text("not a video\n" * 50)
+    (tmp_path / "empty.mkv").write_bytes(b"")
+    (tmp_path / "fake.jpg").write_text("not an image")
+    (tmp_path / "audio.wav").write_bytes(b"")
+    with av.open(str(tmp_path / "audio.wav"), "w") as container:  # a valid file without a video stream
+        stream = container.add_stream("pcm_s16le", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1600), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 16000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    for name in ("truncated.mp4", "notes.mp4", "empty.mkv", "fake.jpg", "audio.wav"):
+        with pytest.raises(InputError, match=name):
+            pipeline(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+        pipeline(tmp_path / "missing.mp4")
+
+
+# --------------------------------------------------------------------------------------------------------- pipeline
+
+
+def test_synthaffect_videos_faces_found_where_drawn(synth, pipeline):
+    root, info = synth
+    video = root / "videos" / "synth_000.mp4"
+    table = pipeline(video)
+    assert list(table.columns) == TABLE_COLUMNS and len(table) == 40
+    assert table["frame"].tolist() == list(range(1, 41))
+    np.testing.assert_allclose(table["timestamp"], np.arange(40) / 30, atol=1e-6)
+    hidden = np.isin(table["frame"], info["missing_images"]["synth_000"])  # a hand covers the face there
+    assert table["face_detected"][~hidden].mean() >= 0.9
+    assert not np.isnan(predictions(table)).any()  # frames without a face are filled
+    # The crops look like SynthAffect's own aligned crops of the same frames (~0.8 correlation; crops a quarter of
+    # a face off, or 20-30% too small or large, give 0.2-0.5): the box is where the face is drawn.
+    frames = [frame.image for frame in open_media(video).frames()]
+    correlations = []
+    for row in table[(table["face_detected"] == 1) & ~hidden].itertuples():
+        box = Box(row.face_x, row.face_y, row.face_w, row.face_h)
+        ours = crop_face(frames[row.frame - 1], box, 112).mean(axis=2)
+        theirs = np.asarray(Image.open(root / "cropped_aligned" / "synth_000" / f"{row.frame:05d}.jpg")).mean(axis=2)
+        correlations.append(np.corrcoef(ours.ravel(), theirs.ravel())[0, 1])
+    assert np.median(correlations) > 0.65, np.median(correlations)
+
+
+def test_two_person_video_main_face_stays_on_one_person(synth, pipeline):
+    root, info = synth
+    video = root / "videos" / f"{info['two_person_video']}.mp4"
+    table = pipeline(video)
+    centres = (table["face_x"] + table["face_w"] / 2).dropna().to_numpy()
+    assert len(centres) >= 30 and np.abs(np.diff(centres)).max() < 20  # never jumps to the other side
+    pipeline.all_faces = True
+    try:
+        both = pipeline(video)
+    finally:
+        pipeline.all_faces = False
+    assert list(both.columns) == ["frame", "face", *TABLE_COLUMNS[1:]]
+    assert both.groupby("face").size().to_dict() == {1: 40, 2: 40}
+    first, second = (both[both["face"] == number] for number in (1, 2))
+    pd.testing.assert_frame_equal(first.drop(columns="face").reset_index(drop=True), table)
+    assert (second["face_x"].mean() < 160) != (first["face_x"].mean() < 160)  # left and right person
+
+
+def test_face_leaving_and_coming_back_is_filled_and_flagged(tmp_path, pipeline):
+    placements = [Placement(100 + 2 * i, 120, 110, 0) for i in range(12)] + [None] * 10
+    placements += [Placement(150 + 2 * i, 115, 110, 0) for i in range(12)]
+    path = write_video(tmp_path / "away.mp4", draw_scene(len(placements), placements))
+    pipeline.all_faces = True
+    try:
+        table = pipeline(path)
+    finally:
+        pipeline.all_faces = False
+    assert set(table["face"]) == {1}  # the face that came back is the same face
+    detected = table["face_detected"].to_numpy().astype(bool)
+    assert not detected[12:22].any() and detected[:12].mean() > 0.8 and detected[22:].mean() > 0.8
+    assert table.loc[~detected, "face_x"].isna().all()
+    values, frames = predictions(table), np.flatnonzero(detected)
+    for index in np.flatnonzero(~detected):  # smoothing "none": each filled frame copies the nearest face frame
+        nearest = frames[np.argmin(np.abs(frames - index) + (frames > index) * 0.5)]
+        np.testing.assert_array_equal(values[index], values[nearest])
+    # Boxes are where the faces are drawn: the Haar box is ~0.7 of the drawn face square, centred on it.
+    for index in frames:
+        placement = placements[index]
+        row = table.iloc[index]
+        assert abs(row.face_x + row.face_w / 2 - placement.cx) < 0.06 * placement.size
+        assert abs(row.face_y + row.face_h / 2 - placement.cy) < 0.06 * placement.size
+        assert 0.55 < row.face_w / placement.size < 0.85
+
+
+def test_video_without_any_face_gives_empty_predictions_and_a_warning(tmp_path, pipeline):
+    path = write_video(tmp_path / "room.mp4", draw_scene(8, [None] * 8))
+    with pytest.warns(NoFaceWarning, match="room.mp4"):
+        table = pipeline(path)
+    assert list(table.columns) == TABLE_COLUMNS and len(table) == 8
+    assert not table["face_detected"].any() and np.isnan(predictions(table)).all()
+    assert table["expression"].isna().all()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "large"])
+def test_images_give_one_row(tmp_path, pipeline, mode):
+    image = draw_scene(1, [Placement(150, 110, 120, 0)])[0]
+    scale = 10 if mode == "large" else 1  # 3200 x 2400: detection runs on a shrunk copy, boxes in full pixels
+    if mode == "large":
+        image = np.asarray(Image.fromarray(image).resize((3200, 2400), Image.BILINEAR))
+    path = tmp_path / f"face_{mode}.{'jpg' if mode == 'large' else 'png'}"
+    Image.fromarray(image).convert("RGB" if mode == "large" else mode).save(path)
+    table = pipeline(path)
+    assert len(table) == 1 and table.loc[0, "face_detected"] == 1 and table.loc[0, "timestamp"] == 0.0
+    assert abs(table.loc[0, "face_x"] + table.loc[0, "face_w"] / 2 - 150 * scale) < 8 * scale
+    assert not np.isnan(predictions(table)).any() and table.loc[0, "expression"] in EXPR.labels
+
+
+def test_face_crop_input_gives_the_models_own_predictions(synth, tiny_face_mae_affect_dir):
+    path = synth[0] / "cropped_aligned" / "synth_002" / "00001.jpg"
+    pipeline = AffectPipeline.from_pretrained(
+        tiny_face_mae_affect_dir, device="cpu", dtype="float32", smoothing="none", face_crops=True
+    )
+    table = pipeline(path)
+    model = FaceMAEForAffect.from_pretrained(tiny_face_mae_affect_dir).eval()
+    inputs = face_image_processor(model.config)(images=[Image.open(path).convert("RGB")], return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    expected = np.concatenate([outputs.au_logits.sigmoid()[0], outputs.expr_logits.softmax(-1)[0], outputs.va[0]])
+    np.testing.assert_allclose(predictions(table)[0], expected, rtol=0, atol=1e-6)
+    assert table.loc[0, ["face_x", "face_y", "face_w", "face_h"]].tolist() == [0, 0, 112, 112]
+
+
+def test_bfloat16_stays_close_to_float32(synth, tiny_face_mae_affect_dir, pipeline):
+    video = synth[0] / "videos" / "synth_002.mp4"
+    bf16 = AffectPipeline.from_pretrained(tiny_face_mae_affect_dir, device="cpu", dtype="bfloat16", smoothing="none")
+    assert bf16.dtype == torch.bfloat16
+    np.testing.assert_allclose(predictions(bf16(video)), predictions(pipeline(video)), atol=0.02)
+
+
+def test_tmf_pipeline_with_and_without_audio(tmp_path, synth, tmf_dir):
+    pipeline = AffectPipeline.from_pretrained(tmf_dir, device="cpu", dtype="float32")
+    assert pipeline.is_fusion and sorted(pipeline.audio_extractors) == ["hubert", "vggish"]
+    assert pipeline.audio_extractors["hubert"].layer == 1  # extractor options come from config.backbones
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the SynthAffect video has audio: no warning
+        table = pipeline(synth[0] / "videos" / "synth_000.mp4")
+    expected_columns = [*TABLE_COLUMNS[:7], *EXPR.labels, "expression", *VA.labels]
+    assert list(table.columns) == expected_columns and len(table) == 40  # 40 frames = 4 clips of 12, padded
+    assert not table[[*EXPR.labels, *VA.labels]].isna().any(axis=None)
+
+    placements = [Placement(160, 120, 110, 0)] * 15
+    silent = write_video(tmp_path / "silent.mp4", draw_scene(15, placements))
+    with pytest.warns(MissingAudioWarning, match="silent.mp4.*hubert, vggish"):
+        table = pipeline(silent)
+    assert len(table) == 15 and not table[[*EXPR.labels, *VA.labels]].isna().any(axis=None)
+    # Audio is used when there is some: the same frames with a tone give other predictions.
+    with_audio = write_video(tmp_path / "tone.mp4", draw_scene(15, placements), audio_seconds=0.6)
+    assert not np.allclose(pipeline(with_audio)[list(VA.labels)], table[list(VA.labels)])
+
+
+def test_tmf_checkpoint_must_name_its_backbones(tmp_path, tmf_dir):
+    model = TMFForAffect.from_pretrained(tmf_dir)
+    model.config.backbones = {"mae": model.config.backbones["mae"]}
+    model.save_pretrained(tmp_path / "tmf")
+    with pytest.raises(InputError, match=r"\['hubert', 'vggish'\]"):
+        AffectPipeline.from_pretrained(tmp_path / "tmf", device="cpu")
+    with pytest.raises(InputError, match="no-such-model"):
+        AffectPipeline.from_pretrained(tmp_path / "no-such-model", device="cpu")
