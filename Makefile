@@ -17,7 +17,7 @@ $(BIN)/abaw: pyproject.toml
 install: $(BIN)/abaw
 
 demo: install
-	$(BIN)/abaw models --output demo_output/models
+	$(BIN)/abaw demo --output demo_output
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -1,0 +1,35 @@
+import json
+
+from modeling_abaw.cli import main
+
+
+def test_demo_runs_the_whole_pipeline_end_to_end(tmp_path, capsys):
+    output = tmp_path / "demo"
+    status = main(
+        ["demo", "--output", str(output), "--videos", "5", "--frames", "40", "--model-size", "tiny",
+         "--pretrain-epochs", "1", "--finetune-epochs", "1", "--tmf-epochs", "1", "--num-workers", "0"]
+    )  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "[7/7] Writing the results table and figures" in printed
+    for folder in ("pretrain", "finetune", "tmf_vision_only", "tmf_audio_visual"):
+        assert (output / folder / "best" / "model.safetensors").is_file()
+        assert (output / folder / "history.json").is_file()
+    assert json.loads((output / "features" / "features.json").read_text())["modalities"] == {"mae": 96, "logmel": 64}
+    results = json.loads((output / "results.json").read_text())
+    assert list(results) == [
+        "chance level", "frame model (FaceMAE)", "frame model + smoothing", "TMF vision-only + smoothing",
+        "TMF vision-only (raw)", "TMF audio-visual + smoothing", "TMF audio-visual (raw)",
+    ]  # fmt: skip
+    for scores in results.values():
+        assert set(scores) >= {"au_f1", "expr_f1", "va_ccc", "score"}
+        assert abs(scores["au_f1"] + scores["expr_f1"] + scores["va_ccc"] - scores["score"]) < 1e-9
+    table = (output / "results.md").read_text()
+    assert "sanity dataset" in table and table.count("\n| ") == len(results) + 1
+    for figure in ("training_curves.png", "scores.png"):
+        assert (output / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_rejects_too_few_videos(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path), "--videos", "2"]) == 2
+    assert "--videos must be at least 4" in capsys.readouterr().err
