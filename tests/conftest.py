@@ -71,6 +71,8 @@ def load_with_remote_code(tmp_path):
 
 
 # Tiny backbones saved as local folders, shared by the feature, training and inference tests (no downloads).
+# Tiny SSL audio models: feature encoder of stride 20 samples and receptive field 10 + 7 * 5 = 45 samples, with layer
+# norm (not group norm) in the feature encoder, so chunked and whole-clip features agree.
 TINY_SSL_AUDIO = dict(
     hidden_size=16,
     num_hidden_layers=2,
@@ -79,8 +81,10 @@ TINY_SSL_AUDIO = dict(
     conv_dim=(8, 8),
     conv_kernel=(10, 8),
     conv_stride=(5, 4),
+    conv_bias=True,
     num_conv_pos_embeddings=8,
     num_conv_pos_embedding_groups=2,
+    feat_extract_norm="layer",
 )
 TINY_VGGISH = {"block_channels": [4, 8, 8, 16], "embedding_hidden_size": 32, "embedding_size": 8}
 
@@ -129,3 +133,11 @@ def tiny_synthaffect(tmp_path_factory):
     path = tmp_path_factory.mktemp("synthaffect") / "data"
     generate_synthaffect(path, num_videos=4, num_frames=40, seed=0)
     return path
+
+
+def expected_table_columns():
+    """The columns `abaw predict` / AffectPipeline write for a model with all three tasks, in order."""
+    from modeling_abaw.tasks import AU, EXPR, VA
+
+    boxes = ["face_x", "face_y", "face_w", "face_h"]
+    return ["frame", "timestamp", "face_detected", *boxes, *AU.labels, *EXPR.labels, "expression", *VA.labels]

@@ -7,7 +7,8 @@ import av
 import numpy as np
 import pytest
 import torch
-from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+from conftest import TINY_SSL_AUDIO
+from transformers import HubertModel, Wav2Vec2Config, Wav2Vec2Model
 
 from modeling_abaw.audio import (
     AudioClip,
@@ -176,38 +177,11 @@ def test_alignment_with_variable_frame_rate_and_short_audio():
         align_to_frames(features, [0.0, float("nan")])
 
 
-# Tiny SSL models: feature encoder of stride 20 samples and receptive field 10 + 7 * 5 = 45 samples.
-def tiny_ssl_config(config_class, **overrides):
-    return config_class(
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8),
-        conv_kernel=(10, 8),
-        conv_stride=(5, 4),
-        conv_bias=True,
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer",
-        **overrides,
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_hubert(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-hubert")
-    torch.manual_seed(0)
-    HubertModel(tiny_ssl_config(HubertConfig)).save_pretrained(path)
-    Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def tiny_wav2vec2(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-wav2vec2")
     torch.manual_seed(1)
-    Wav2Vec2Model(tiny_ssl_config(Wav2Vec2Config, do_stable_layer_norm=True)).save_pretrained(path)
+    Wav2Vec2Model(Wav2Vec2Config(**TINY_SSL_AUDIO, do_stable_layer_norm=True)).save_pretrained(path)
     return str(path)
 
 
@@ -221,9 +195,9 @@ def reference_hidden_states(model, waveform, layer):
         return model(torch.from_numpy(waveform)[None], output_hidden_states=True).hidden_states[layer][0].numpy()
 
 
-def test_hubert_extractor_matches_the_model(tiny_hubert):
-    extractor = load_audio_extractor(f"hubert:{tiny_hubert}")
-    assert (extractor.name, extractor.model_id, extractor.feature_size) == ("hubert", tiny_hubert, 16)
+def test_hubert_extractor_matches_the_model(tiny_hubert_dir):
+    extractor = load_audio_extractor(f"hubert:{tiny_hubert_dir}")
+    assert (extractor.name, extractor.model_id, extractor.feature_size) == ("hubert", tiny_hubert_dir, 16)
     assert extractor.feature_extractor is not None
 
     clip = noise_clip(0.5, start_time=1.25)
@@ -232,13 +206,13 @@ def test_hubert_extractor_matches_the_model(tiny_hubert):
     assert features.values.shape == (num_frames, 16)
     np.testing.assert_allclose(features.timestamps, 1.25 + (20 * np.arange(num_frames) + 22.5) / 16000)
     normalised = (clip.waveform - clip.waveform.mean()) / np.sqrt(clip.waveform.var() + 1e-7)
-    model = HubertModel.from_pretrained(tiny_hubert).eval()
+    model = HubertModel.from_pretrained(tiny_hubert_dir).eval()
     np.testing.assert_allclose(features.values, reference_hidden_states(model, normalised, -1), atol=1e-4)
 
-    first_layer = load_audio_extractor(f"hubert:{tiny_hubert}", layer=0)(clip)
+    first_layer = load_audio_extractor(f"hubert:{tiny_hubert_dir}", layer=0)(clip)
     np.testing.assert_allclose(first_layer.values, reference_hidden_states(model, normalised, 0), atol=1e-4)
     with pytest.raises(InputError, match="layer 3"):
-        load_audio_extractor(f"hubert:{tiny_hubert}", layer=3)
+        load_audio_extractor(f"hubert:{tiny_hubert_dir}", layer=3)
 
 
 def test_wav2vec2_without_preprocessor_uses_raw_audio(tiny_wav2vec2):
@@ -249,19 +223,19 @@ def test_wav2vec2_without_preprocessor_uses_raw_audio(tiny_wav2vec2):
     np.testing.assert_allclose(extractor(clip).values, reference_hidden_states(model, clip.waveform, 1), atol=1e-4)
 
 
-def test_chunking_is_seamless(tiny_hubert):
+def test_chunking_is_seamless(tiny_hubert_dir):
     # Layer 0 depends only on nearby samples (conv encoder with layer norm + positional conv of 8 frames), so with
     # enough context the chunked features must equal the whole-clip ones; a chunk of 0.05 s is 40 frames.
     clip = noise_clip(1.0, seed=2)
-    whole = load_audio_extractor(f"hubert:{tiny_hubert}", layer=0, chunk_seconds=100)(clip)
-    chunked = load_audio_extractor(f"hubert:{tiny_hubert}", layer=0, chunk_seconds=0.05, context_seconds=0.01)(clip)
+    whole = load_audio_extractor(f"hubert:{tiny_hubert_dir}", layer=0, chunk_seconds=100)(clip)
+    chunked = load_audio_extractor(f"hubert:{tiny_hubert_dir}", layer=0, chunk_seconds=0.05, context_seconds=0.01)(clip)
     np.testing.assert_array_equal(chunked.timestamps, whole.timestamps)
     np.testing.assert_allclose(chunked.values, whole.values, atol=1e-5)
     assert np.all(np.diff(chunked.timestamps) == pytest.approx(20 / 16000))
 
 
-def test_absent_and_very_short_audio(tiny_hubert):
-    extractor = load_audio_extractor(f"hubert:{tiny_hubert}")
+def test_absent_and_very_short_audio(tiny_hubert_dir):
+    extractor = load_audio_extractor(f"hubert:{tiny_hubert_dir}")
     absent = extractor(AudioClip(np.zeros(0, np.float32), 16000, 0.0))
     assert not absent.present and absent.values.shape == (0, 16) and absent.timestamps.shape == (0,)
     short = extractor(noise_clip(0.001))  # 16 samples, shorter than one 45-sample window: padded to one frame

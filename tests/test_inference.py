@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import expected_table_columns
 from PIL import Image
 
 from modeling_abaw import FaceMAEForAffect, TMFConfig, TMFForAffect, face_image_processor
@@ -30,19 +31,7 @@ from modeling_abaw.inference import (
 )
 from modeling_abaw.tasks import AU, EXPR, VA
 
-TABLE_COLUMNS = [
-    "frame",
-    "timestamp",
-    "face_detected",
-    "face_x",
-    "face_y",
-    "face_w",
-    "face_h",
-    *AU.labels,
-    *EXPR.labels,
-    "expression",
-    *VA.labels,
-]
+TABLE_COLUMNS = expected_table_columns()
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers

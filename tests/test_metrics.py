@@ -75,8 +75,7 @@ def test_va_ccc_matches_reference_formula_with_markers():
     noise = rng.normal(0, 0.3, labels.shape)
     predictions = np.clip(np.where(labels == VA.invalid_value, 0, labels) * 0.6 + noise, -1, 1)
     expected = [
-        reference_ccc(predictions[valid, d], labels[valid, d])
-        for d, valid in enumerate((labels != VA.invalid_value).T)
+        reference_ccc(predictions[valid, d], labels[valid, d]) for d, valid in enumerate((labels != VA.invalid_value).T)
     ]
     np.testing.assert_allclose(va_ccc_per_class(predictions, labels), expected)
 

@@ -5,24 +5,13 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import expected_table_columns
 
 from modeling_abaw.cli import main
 from modeling_abaw.data import read_submission
-from modeling_abaw.tasks import AU, EXPR, VA
+from modeling_abaw.tasks import AU, EXPR
 
-COLUMNS = [
-    "frame",
-    "timestamp",
-    "face_detected",
-    "face_x",
-    "face_y",
-    "face_w",
-    "face_h",
-    *AU.labels,
-    *EXPR.labels,
-    "expression",
-    *VA.labels,
-]
+COLUMNS = expected_table_columns()
 
 
 @pytest.fixture

@@ -2,17 +2,14 @@
 against a functional reference forward of the torchvggish layers, and save/load including Hub remote code."""
 
 import importlib.util
-import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY_VGGISH
 from huggingface_hub.errors import StrictDataclassClassValidationError
 
 from modeling_abaw.configuration_vggish import VGGishConfig
@@ -24,7 +21,7 @@ _spec = importlib.util.spec_from_file_location("convert_vggish_checkpoint", SCRI
 convert_vggish_checkpoint = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(convert_vggish_checkpoint)
 
-TINY = {"block_channels": [4, 8, 8, 16], "embedding_hidden_size": 32, "embedding_size": 8}
+TINY = TINY_VGGISH
 
 
 def numpy_log_mel_examples(waveform: np.ndarray) -> np.ndarray:
@@ -170,23 +167,7 @@ def test_converter_reports_unmapped_keys(tmp_path):
         convert_vggish_checkpoint.convert(str(tmp_path / "notes.pth"), str(tmp_path / "out"))
 
 
-REMOTE_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    sys.modules["modeling_abaw"] = None  # the checkpoint must not need the package
-    import json, torch
-    from transformers import AutoConfig, AutoModel
-    config = AutoConfig.from_pretrained(sys.argv[1], trust_remote_code=True)
-    model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-    waveform = torch.sin(torch.arange(32000) * 0.05) * 0.3
-    with torch.no_grad():
-        embeddings = model(input_values=waveform).embeddings
-    print(json.dumps({"class": type(model).__name__, "model_type": config.model_type, "values": embeddings.tolist()}))
-    """
-)
-
-
-def test_save_load_and_remote_code(tmp_path):
+def test_save_load_and_remote_code(tmp_path, load_with_remote_code):
     torch.manual_seed(0)
     model = VGGishModel(VGGishConfig(**TINY)).eval()
     model.save_pretrained(tmp_path / "checkpoint")
@@ -200,17 +181,6 @@ def test_save_load_and_remote_code(tmp_path):
         expected = model(input_values=waveform).embeddings
         torch.testing.assert_close(reloaded(input_values=waveform).embeddings, expected)
 
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path / "checkpoint")],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    remote = json.loads(result.stdout.strip().splitlines()[-1])
-    assert (remote["class"], remote["model_type"]) == ("VGGishModel", "vggish")
-    torch.testing.assert_close(torch.tensor(remote["values"]), expected)
+    class_name, module, outputs = load_with_remote_code(tmp_path / "checkpoint", {"input_values": waveform})
+    assert class_name == "VGGishModel" and not module.startswith("modeling_abaw")
+    torch.testing.assert_close(outputs["embeddings"], expected)
