@@ -49,7 +49,7 @@ DEMO_TMF = dict(hidden_size=128, num_attention_heads=4, intermediate_size=256)
 class DemoSettings:
     output: Path
     videos: int = 24  # many short videos: identities matter more than frames for learning across people
-    frames: int = 100
+    frames: int = 150
     seed: int = 0
     model_size: str = "small"
     pretrained: str | None = None  # skip pre-training and fine-tune this FaceMAE checkpoint
