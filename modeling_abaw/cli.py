@@ -7,7 +7,7 @@ import sys
 
 from .errors import InputError
 
-# Modules defining a subcommand, imported lazily so `abaw --help` stays fast.
+# Modules defining a subcommand: each module's `add_subcommand(subparsers)` adds its parser.
 SUBCOMMAND_MODULES = (
     "modeling_abaw.commands.demo",
     "modeling_abaw.commands.models",

@@ -106,7 +106,7 @@ def run_demo(settings: DemoSettings) -> dict:
     clip_batch = str(min(8, train_clips))
     fusions = {"TMF vision-only": ["mae"], "TMF audio-visual": list(cache.modalities)}
     for name, modalities in fusions.items():
-        run_dir = output / name.lower().replace(" ", "_").replace("-", "_")
+        run_dir = _run_dir(output, name)
         _run(tmf.main, ["--data", str(data), "--features", str(cache.path), "--modalities", ",".join(modalities),
              "--model", str(tmf_config), "--output_dir", str(run_dir), "--num_epochs", str(settings.tmf_epochs),
              "--batch_size", clip_batch, "--learning_rate", "5e-4", "--eval_steps", "10", "--save_steps", "1000",
@@ -161,15 +161,14 @@ def evaluate_on_test(data: Path, cache: FeatureCache, frame_model: Path, tmf_mod
 
 
 def _video_lengths(frames) -> list[tuple[str, int]]:
-    videos = frames.with_format("numpy")["video"][:]
-    names, first = np.unique(videos, return_index=True)
-    order = np.argsort(first)
-    return [(str(names[i]), int((videos == names[i]).sum())) for i in order]
+    """(video, number of rows) in table order; a frame table holds each video as one run of rows."""
+    names, first, counts = np.unique(frames.with_format("numpy")["video"][:], return_index=True, return_counts=True)
+    return [(str(names[i]), int(counts[i])) for i in np.argsort(first)]
 
 
 def _without_prefix(scores: dict, raw: bool) -> dict:
     if raw:
-        return {k: v for k, v in scores.items() if "/" not in k or not k.startswith("smoothed/")}
+        return {k: v for k, v in scores.items() if not k.startswith("smoothed/")}
     return {k.removeprefix("smoothed/"): v for k, v in scores.items() if k.startswith("smoothed/")}
 
 

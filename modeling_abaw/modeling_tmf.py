@@ -8,6 +8,7 @@ clip of K=100 frames mixes them in time; the affect heads then predict every fra
 import torch
 from torch import nn
 from transformers import PreTrainedModel
+from transformers import initialization as init
 
 from .affect_heads import AffectHeads, AffectOutput
 from .configuration_tmf import TMFConfig
@@ -22,7 +23,7 @@ class TMFPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, TMFForAffect):
-            nn.init.normal_(module.position_embeddings, std=self.config.initializer_range)
+            init.normal_(module.position_embeddings, std=self.config.initializer_range)
 
 
 class TMFForAffect(TMFPreTrainedModel):
