@@ -21,15 +21,17 @@ from torch.utils.data import DataLoader
 from .configuration_face_mae import FaceMAEPreTrainingConfig
 from .configuration_tmf import TMFConfig
 from .data import AffWild2, ClipDataset
-from .data.affwild2 import atomic_path, label_key
+from .data.affwild2 import label_key
 from .data.synth import generate_synthaffect
+from .evaluation import abaw_scores, affect_predictions, evaluate_clips
 from .features import FeatureCache, extract_features
+from .io import atomic_path
 from .metrics import METRIC_KEYS, chance_level_metrics
 from .modeling_face_mae import FaceMAEForAffect
 from .modeling_tmf import TMFForAffect
 from .tasks import TASK_NAMES
 from .train import finetune, pretrain, tmf
-from .train.common import IndexedDataset, abaw_scores, affect_predictions
+from .train.common import IndexedDataset
 
 # FaceMAE sizes: "base" is the paper's ViT-Base/16 at 224x224; the smaller ones keep the demo within minutes on a CPU.
 MODEL_SIZES = {
@@ -140,7 +142,7 @@ def evaluate_on_test(data: Path, cache: FeatureCache, frame_model: Path, tmf_mod
 
     # The frame model's heads applied to its own cached pooled features give exactly its per-frame predictions.
     model = FaceMAEForAffect.from_pretrained(frame_model).eval()
-    face_rows = np.flatnonzero(columns["has_image"][:])
+    face_rows = np.flatnonzero(columns["has_face"][:])
     features = torch.cat([cache.load_features(video, 0, count)["mae"] for video, count in _video_lengths(frames)])
     predictions = affect_predictions(model.affect_heads(features[face_rows]), model.config.tasks)
     scores = abaw_scores(
@@ -154,7 +156,7 @@ def evaluate_on_test(data: Path, cache: FeatureCache, frame_model: Path, tmf_mod
         model = TMFForAffect.from_pretrained(path).eval()
         clips = ClipDataset(frames, cache.load_features, clip_length=model.config.clip_length)
         loader = DataLoader(IndexedDataset(clips, seed=0), batch_size=8)
-        scores = tmf.evaluate_clips(accelerator, model, loader, clips, frames)
+        scores = evaluate_clips(accelerator, model, loader, clips, frames)
         results[f"{name} + smoothing"] = _without_prefix(scores, raw=False)
         results[f"{name} (raw)"] = _without_prefix(scores, raw=True)
     return results

@@ -34,8 +34,9 @@ from transformers import AutoImageProcessor, AutoModel
 
 from .audio import align_to_frames, load_audio, load_audio_extractor
 from .configuration_tmf import VISUAL_MODALITY
-from .data.affwild2 import AffWild2, atomic_path, find_raw_video
+from .data.affwild2 import AffWild2, find_raw_video
 from .errors import InputError
+from .io import atomic_path
 from .smoothing import fill_missing_frames
 
 CACHE_FORMAT = 1
@@ -111,14 +112,6 @@ class FeatureCache:
             return {name: file.get_slice(name)[start:stop] for name in names}
 
 
-def tmf_inputs(batch: dict, config) -> dict:
-    """The `TMFForAffect` keyword arguments (`features`, `modality_mask`) of a collated `ClipDataset` batch."""
-    return {
-        "features": {name: batch[name] for name in config.used_modalities},
-        "modality_mask": {name: batch[f"{name}_mask"] for name in config.audio_modalities},
-    }
-
-
 def video_frame_times(path: str | os.PathLike, num_frames: int) -> np.ndarray:
     """Presentation times (seconds) of the first `num_frames` frames of a video file, from its packets' timestamps
     (no decoding); works for variable frame rates. Frames past the file's end continue at its mean frame interval."""
@@ -166,14 +159,14 @@ def extract_features(
     splits = sorted({split for task in ("au", "expr", "va") for split in dataset.splits(task)})
     table = dataset.frame_table(splits=splits)
     # The table is ordered by video then frame: each video is one run of rows.
-    names, frames, has_image = (table.with_format("numpy")[column] for column in ("video", "frame", "has_image"))
+    names, frames, face_column = (table.with_format("numpy")[column] for column in ("video", "frame", "has_face"))
     image_paths = table["image_path"]
     starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
     runs = {names[start]: (start, stop) for start, stop in zip(starts, np.r_[starts[1:], len(names)])}
     todo = [video for video in sorted(runs) if not cache.has(video)]
     for video in tqdm(todo, desc="extract features", unit="video", disable=not todo):
         start, stop = runs[video]
-        has_face = has_image[start:stop].astype(bool)
+        has_face = face_column[start:stop].astype(bool)
         tensors = {
             "frame": torch.as_tensor(frames[start:stop], dtype=torch.int32),
             "has_face": torch.as_tensor(has_face, dtype=torch.float32),

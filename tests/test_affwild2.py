@@ -18,7 +18,7 @@ from modeling_abaw.data import (
     read_annotation,
     read_test_list,
 )
-from modeling_abaw.data.affwild2 import atomic_path
+from modeling_abaw.io import atomic_path
 from modeling_abaw.errors import InputError
 from modeling_abaw.tasks import AU, EXPR, TASKS, VA
 
@@ -142,14 +142,14 @@ def test_frame_table_merges_tasks(tree):
     root, labels = tree
     table = AffWild2(root).frame_table("train")
     assert table.features == frame_features()
-    assert table.column_names == ["video", "frame", "image_path", "has_image", "au_labels", "expr_labels", "va_labels"]
+    assert table.column_names == ["video", "frame", "image_path", "has_face", "au_labels", "expr_labels", "va_labels"]
     rows = table.with_format("numpy")[:]
     assert rows["video"].tolist() == ["vidA"] * 6 + ["vidB_left"] * 3 + ["vidB_right"] * 3 + ["vidD"] * 3
     assert rows["frame"].tolist() == [1, 2, 3, 4, 5, 6, 1, 2, 3, 1, 2, 3, 1, 2, 3]
-    assert rows["has_image"][:6].tolist() == [True, True, False, True, True, False]
+    assert rows["has_face"][:6].tolist() == [True, True, False, True, True, False]
     assert rows["image_path"][0] == str(root / "cropped_aligned" / "vidA" / "00001.jpg")
     assert rows["image_path"][2] == ""
-    assert not rows["has_image"][12:].any()  # vidD has no face crops
+    assert not rows["has_face"][12:].any()  # vidD has no face crops
     np.testing.assert_array_equal(rows["au_labels"][:6], labels["au", "train", "vidA"])
     np.testing.assert_array_equal(rows["expr_labels"][:4], labels["expr", "train", "vidA"])
     assert rows["expr_labels"][4:6].tolist() == [-1, -1]  # past the end of vidA's EXPR file
@@ -162,7 +162,7 @@ def test_frame_table_tasks_splits_and_videos(tree):
     root, labels = tree
     dataset = AffWild2(root)
     table = dataset.frame_table(["train", "validation"], tasks=["va", "au"], videos=["vidC", "vidB_left"])
-    assert table.column_names == ["video", "frame", "image_path", "has_image", "au_labels", "va_labels"]
+    assert table.column_names == ["video", "frame", "image_path", "has_face", "au_labels", "va_labels"]
     assert table.unique("video") == ["vidB_left", "vidC"]
     vid_c = table.filter(lambda row: row["video"] == "vidC").with_format("numpy")[:]
     np.testing.assert_array_equal(vid_c["va_labels"], labels["va", "validation", "vidC"])

@@ -9,7 +9,8 @@ from transformers import AutoImageProcessor, AutoModel
 from modeling_abaw import TMFConfig, TMFForAffect
 from modeling_abaw.cli import main
 from modeling_abaw.data import AffWild2, ClipDataset
-from modeling_abaw.features import FeatureCache, extract_features, tmf_inputs, video_frame_times
+from modeling_abaw.evaluation import tmf_inputs
+from modeling_abaw.features import FeatureCache, extract_features, video_frame_times
 
 
 def extract(tiny_synthaffect, tiny_face_mae_affect_dir, tiny_hubert_dir, tiny_vggish_dir, output):
@@ -37,15 +38,15 @@ def test_cache_layout_and_contents(
     # The visual feature of a frame with a face is the model's pooled feature of its crop.
     model = AutoModel.from_pretrained(tiny_face_mae_affect_dir).eval()
     processor = AutoImageProcessor.from_pretrained(tiny_face_mae_affect_dir)
-    row = int(np.flatnonzero(table["has_image"])[3])
+    row = int(np.flatnonzero(table["has_face"])[3])
     with torch.no_grad():
         expected = model(
             **processor(images=Image.open(table[row]["image_path"]).convert("RGB"), return_tensors="pt")
         ).features
     torch.testing.assert_close(features["mae"][row], expected[0], rtol=1e-4, atol=1e-5)
     # Frames without a face take the nearest face frame's feature.
-    for missing in np.flatnonzero(~np.asarray(table["has_image"])):
-        faces = np.flatnonzero(table["has_image"])
+    for missing in np.flatnonzero(~np.asarray(table["has_face"])):
+        faces = np.flatnonzero(table["has_face"])
         nearest = faces[np.argmin(np.abs(faces - missing))]
         torch.testing.assert_close(features["mae"][missing], features["mae"][nearest])
 

@@ -48,7 +48,7 @@ def make_feature_cache(data: Path, path: Path) -> FeatureCache:
         length = len(frames)
         tensors = {
             "frame": torch.arange(1, length + 1, dtype=torch.int32),
-            "has_face": torch.tensor(frames["has_image"], dtype=torch.float32),
+            "has_face": torch.tensor(frames["has_face"], dtype=torch.float32),
         }
         for name, size in modalities.items():
             tensors[name] = torch.randn(length, size, generator=generator)

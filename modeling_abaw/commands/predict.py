@@ -140,7 +140,7 @@ def _report_failure(error: Exception) -> int:
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    from ..data.affwild2 import atomic_path
+    from ..io import atomic_path
 
     with atomic_path(path) as temporary:
         table.round(CSV_DECIMALS).to_csv(temporary, index=False)

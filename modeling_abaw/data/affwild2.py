@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import datasets
@@ -20,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import InputError
+from ..io import atomic_path
 from ..tasks import AU, EXPR, TASK_NAMES, TASKS, get_task, validate_tasks
 
 PathLike = str | os.PathLike
@@ -35,7 +34,7 @@ TEST_LIST_FILES = {
     "expr": "Expression_Recognition_Challenge_test_set_release.txt",
     "va": "Valence_Arousal_Estimation_Challenge_test_set_release.txt",
 }
-FRAME_TABLE_VERSION = 1  # bump when the frame table's content changes, to invalidate caches
+FRAME_TABLE_VERSION = 2  # bump when the frame table's content changes, to invalidate caches
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -74,26 +73,6 @@ def invalid_labels(task: str, length: int) -> np.ndarray:
     spec = get_task(task)
     shape = (length,) if spec.kind == "multiclass" else (length, spec.num_outputs)
     return np.full(shape, spec.invalid_value, dtype=label_dtype(task))
-
-
-@contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path` that replaces `path` in one step on success, so that an interrupted
-    write never leaves a truncated file where a reader (or a cache lookup) would take it for a complete one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        # mkstemp creates the file readable by its owner only; give it the permissions of a normally created file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def read_lines(path: PathLike) -> list[str]:
@@ -404,17 +383,17 @@ class AffWild2:
     ) -> pa.RecordBatch:
         labels = {task: read_annotation(path, task) for task, path in files.items()}
         length = max(len(values) for values in labels.values())
-        has_image = np.zeros(length + 1, dtype=bool)
+        has_face = np.zeros(length + 1, dtype=bool)
         image_frames = self.image_frames(video)
-        has_image[image_frames[image_frames <= length]] = True  # crops beyond the annotation have no label: unused
-        has_image = has_image[1:]
+        has_face[image_frames[image_frames <= length]] = True  # crops beyond the annotation have no label: unused
+        has_face = has_face[1:]
         prefix = f"{self.image_dir(video)}{os.sep}"
-        image_paths = [prefix + image_name(frame) if face else "" for frame, face in enumerate(has_image.tolist(), 1)]
+        image_paths = [prefix + image_name(frame) if face else "" for frame, face in enumerate(has_face.tolist(), 1)]
         columns = [
             pa.array([video] * length),
             pa.array(np.arange(1, length + 1, dtype=np.int32)),
             pa.array(image_paths),
-            pa.array(has_image),
+            pa.array(has_face),
         ]
         for task in tasks:
             values = invalid_labels(task, length)
@@ -444,12 +423,12 @@ class AffWild2:
 
 def frame_features(tasks: str | Sequence[str] = TASK_NAMES) -> datasets.Features:
     """Schema of the frame table: `video` (str), `frame` (1-based int32), `image_path` (str, "" without a face crop),
-    `has_image` (bool), then per task `au_labels` (12 float32), `expr_labels` (int64), `va_labels` (2 float32)."""
+    `has_face` (bool), then per task `au_labels` (12 float32), `expr_labels` (int64), `va_labels` (2 float32)."""
     features = {
         "video": datasets.Value("string"),
         "frame": datasets.Value("int32"),
         "image_path": datasets.Value("string"),
-        "has_image": datasets.Value("bool"),
+        "has_face": datasets.Value("bool"),
     }
     for task in validate_tasks(tasks):
         value = datasets.Value(label_dtype(task).name)

@@ -60,7 +60,7 @@ class FrameDataset(Dataset):
         self.transform = transform
         self.frames = frames.select_columns(["video", "frame", "image_path", *map(label_key, self.tasks)])
         columns = frames.with_format("numpy")
-        keep = columns["has_image"][:]
+        keep = columns["has_face"][:]
         if labelled_only:
             labelled = [columns[label_key(task)][:] != get_task(task).invalid_value for task in self.tasks]
             keep &= np.any([valid.reshape(len(keep), -1).any(axis=1) for valid in labelled], axis=0)
@@ -115,7 +115,7 @@ class ClipDataset(Dataset):
         self.tasks = _table_tasks(frames, tasks)
         self.load_features = load_features
         self.clip_length = clip_length
-        self.frames = frames.select_columns(["video", "frame", "has_image", *map(label_key, self.tasks)]).with_format(
+        self.frames = frames.select_columns(["video", "frame", "has_face", *map(label_key, self.tasks)]).with_format(
             "numpy"
         )
         self.clips = self._tile(self.frames["video"][:], self.frames["frame"][:], clip_length, stride)
@@ -151,7 +151,7 @@ class ClipDataset(Dataset):
             "video": video,
             "frame": self._pad(torch.from_numpy(rows["frame"].astype(np.int64)), 0),
             "attention_mask": self._pad(torch.ones(length, dtype=torch.long), 0),
-            "has_face": self._pad(torch.from_numpy(rows["has_image"].astype(np.int64)), 0),
+            "has_face": self._pad(torch.from_numpy(rows["has_face"].astype(np.int64)), 0),
         }
         for task in self.tasks:
             labels = torch.from_numpy(rows[label_key(task)].astype(label_dtype(task)))

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from ..data.affwild2 import atomic_path
+from ..io import atomic_path
 from ..tasks import AU, EXPR, VA
 
 

@@ -33,12 +33,11 @@ from transformers import AutoModel
 from ..audio import AudioClip, AudioFeatureExtractor, align_to_frames, load_audio, load_audio_extractor
 from ..configuration_tmf import VISUAL_MODALITY
 from ..errors import InputError
-from ..features import tmf_inputs
+from ..evaluation import affect_predictions, tmf_inputs
 from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
 from ..modeling_tmf import TMFForAffect
 from ..smoothing import fill_missing_frames, postprocess_video, validate_smoothing_policy
 from ..tasks import EXPR, SMOOTHING_FILTERS, TASKS, default_smoothing_policy
-from ..train.common import affect_predictions
 from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, HaarFaceDetector, crop_face
 from .video import Media, open_media
 

@@ -23,7 +23,6 @@ import json
 import math
 import shutil
 import sys
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +40,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser, PreTrainedModel, get_cosine_schedule_with_warmup
 
-from ..data.affwild2 import atomic_path, au_pos_weights, expr_class_weights, label_key
+from ..data.affwild2 import au_pos_weights, expr_class_weights, label_key
 from ..errors import InputError
-from ..metrics import compute_abaw_metrics
-from ..smoothing import postprocess_by_video
-from ..tasks import AU, EXPR, VA, validate_tasks
+from ..io import replace_directory, write_json
+from ..tasks import AU, EXPR, validate_tasks
 
 STATE_FILE = "training_state.json"
 EVAL_RESULTS_FILE = "eval_results.json"
@@ -338,65 +336,6 @@ def label_inputs(batch: Mapping, tasks: Sequence[str]) -> dict[str, torch.Tensor
     return {label_key(task): batch[label_key(task)] for task in tasks}
 
 
-def affect_predictions(outputs, tasks: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Per-task predictions as metrics and smoothing take them: AU and EXPR probabilities, VA values."""
-    predictions = {}
-    if AU.name in tasks:
-        predictions[AU.name] = outputs.au_logits.sigmoid()
-    if EXPR.name in tasks:
-        predictions[EXPR.name] = outputs.expr_logits.softmax(-1)
-    if VA.name in tasks:
-        predictions[VA.name] = outputs.va
-    return predictions
-
-
-@torch.no_grad()
-def predict(
-    accelerator: Accelerator,
-    model: nn.Module,
-    dataloader: DataLoader,
-    forward: Callable[[dict], dict[str, torch.Tensor]],
-) -> dict[str, np.ndarray]:
-    """Run `forward(batch) -> {name: (batch, ...) tensor}` over an evaluation loader and gather the results of every
-    process with `gather_for_metrics`, which drops the samples repeated to even out the last batches: each sample
-    counts once."""
-    model.eval()
-    gathered = defaultdict(list)
-    for batch in dataloader:
-        for name, value in accelerator.gather_for_metrics(forward(batch)).items():
-            gathered[name].append(value.cpu().float() if value.is_floating_point() else value.cpu())
-    return {name: torch.cat(values).numpy() for name, values in gathered.items()}
-
-
-def abaw_scores(
-    frames: datasets.Dataset, rows: np.ndarray, predictions: Mapping[str, np.ndarray], smoothing_policy: Mapping
-) -> dict[str, float]:
-    """ABAW metrics of per-frame predictions for rows `rows` of a frame table, over every frame of its videos.
-
-    Frames without a face take the prediction of the nearest frame with one (unpredicted rows count as faceless).
-    Keys: `num_samples` (predictions evaluated), the raw metrics (`score`, `au_f1`, ...) and, after the smoothing
-    policy of the model config, the post-processed ones (`smoothed/score`, `smoothed/au_f1`, ...).
-    """
-    if len(np.unique(rows)) != len(rows):
-        raise RuntimeError("Some validation frames were predicted more than once.")
-    columns = frames.with_format("numpy")
-    videos = columns["video"][:]
-    has_face = np.zeros(len(frames), dtype=bool)
-    has_face[rows] = columns["has_image"][:][rows]
-    full = {}
-    for task, values in predictions.items():
-        full[task] = np.zeros((len(frames), values.shape[-1]), dtype=np.float32)
-        full[task][rows] = values
-    labels = {task: columns[label_key(task)][:] for task in predictions}
-    raw = postprocess_by_video(full, videos, has_face, {task: {"filter": "none"} for task in predictions})
-    smoothed = postprocess_by_video(full, videos, has_face, smoothing_policy)
-    return {
-        "num_samples": len(rows),
-        **compute_abaw_metrics(raw, labels),
-        **{f"smoothed/{name}": value for name, value in compute_abaw_metrics(smoothed, labels).items()},
-    }
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Checkpoints, saved models, history
 
@@ -412,23 +351,6 @@ class TrainingState:
     best_metric: float | None = None
     best_step: int | None = None
     history: dict = field(default_factory=lambda: {"train": [], "eval": []})
-
-
-def write_json(path: Path, data) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def replace_directory(source: Path, target: Path) -> None:
-    """Move a completely written folder to `target`, replacing any previous one."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-        source.rename(target)
-        shutil.rmtree(old)
-    else:
-        source.rename(target)
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:

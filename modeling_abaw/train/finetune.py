@@ -13,18 +13,16 @@ from dataclasses import dataclass, field
 
 from ..data import AffWild2, FrameDataset
 from ..errors import InputError
+from ..evaluation import abaw_scores, affect_predictions, gather_predictions
 from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
 from .common import (
     AffectArguments,
     FaceTransform,
-    abaw_scores,
-    affect_predictions,
     class_weights,
     label_inputs,
     load_model,
     make_accelerator,
     parse_arguments,
-    predict,
     run_main,
     stage_default,
     train,
@@ -71,7 +69,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         def forward(batch):
             return {"index": batch["index"], **affect_predictions(model(pixel_values=batch["pixel_values"]), tasks)}
 
-        predictions = predict(accelerator, model, dataloader, forward)
+        predictions = gather_predictions(accelerator, model, dataloader, forward)
         rows = eval_set.indices[predictions.pop("index")]
         return abaw_scores(eval_frames, rows, predictions, config.smoothing_policy)
 

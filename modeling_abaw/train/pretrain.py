@@ -18,6 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import InputError
+from ..evaluation import gather_predictions
 from ..modeling_face_mae import FaceMAEForPreTraining, face_image_processor
 from .common import (
     FaceTransform,
@@ -25,7 +26,6 @@ from .common import (
     load_model,
     make_accelerator,
     parse_arguments,
-    predict,
     run_main,
     stage_default,
     train,
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             outputs = model(pixel_values=batch["pixel_values"], noise=noise.to(batch["pixel_values"].device))
             return {"loss": reconstruction_losses(accelerator.unwrap_model(model), batch["pixel_values"], outputs)}
 
-        losses = predict(accelerator, model, dataloader, forward)["loss"]
+        losses = gather_predictions(accelerator, model, dataloader, forward)["loss"]
         return {"loss": float(losses.mean()), "num_samples": len(losses)}
 
     train(accelerator, args, model, train_set, eval_set, compute_loss, evaluate)

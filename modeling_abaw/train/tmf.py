@@ -13,25 +13,18 @@ learning rate 1e-4, 20 epochs.
 
 from dataclasses import dataclass, field
 
-import datasets
-import numpy as np
-from accelerate import Accelerator
-from torch.utils.data import DataLoader
-
 from ..data import AffWild2, ClipDataset
 from ..errors import InputError
-from ..features import FeatureCache, tmf_inputs
+from ..evaluation import evaluate_clips, tmf_inputs
+from ..features import FeatureCache
 from ..modeling_tmf import TMFForAffect
 from .common import (
     AffectArguments,
-    abaw_scores,
-    affect_predictions,
     class_weights,
     label_inputs,
     load_model,
     make_accelerator,
     parse_arguments,
-    predict,
     run_main,
     stage_default,
     train,
@@ -61,26 +54,6 @@ class TMFArguments(AffectArguments):
     def modality_list(self) -> list[str]:
         names = self.modalities.split(",") if isinstance(self.modalities, str) else self.modalities
         return [name.strip() for name in names if name.strip()]
-
-
-def evaluate_clips(
-    accelerator: Accelerator, model: TMFForAffect, dataloader: DataLoader, clips: ClipDataset, frames: datasets.Dataset
-) -> dict[str, float]:
-    """ABAW scores (raw and smoothed) of a TMF model over every frame of the videos of `clips`, a ClipDataset of the
-    frame table `frames`; `dataloader` yields its clips with their `index` (see `IndexedDataset`)."""
-    config, first_rows = model.config, np.array([first_row for _, first_row, _ in clips.clips])
-
-    def forward(batch):
-        outputs = model(**tmf_inputs(batch, config), attention_mask=batch["attention_mask"])
-        return {"index": batch["index"], "mask": batch["attention_mask"], **affect_predictions(outputs, config.tasks)}
-
-    predictions = predict(accelerator, model, dataloader, forward)
-    index, real = predictions.pop("index"), predictions.pop("mask").astype(bool)
-    # Clip i covers table rows first_rows[i] + 0..K-1; padding frames are dropped.
-    rows = (first_rows[index][:, None] + np.arange(real.shape[1]))[real]
-    return abaw_scores(
-        frames, rows, {task: values[real] for task, values in predictions.items()}, config.smoothing_policy
-    )
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
