@@ -8,18 +8,15 @@ from PIL import Image
 
 from modeling_abaw.data import (
     AffWild2,
-    au_pos_weights,
-    expr_class_weights,
     find_raw_video,
     find_test_list,
     frame_features,
-    kfold_video_splits,
     raw_video_name,
     read_annotation,
     read_test_list,
 )
-from modeling_abaw.io import atomic_path
 from modeling_abaw.errors import InputError
+from modeling_abaw.io import atomic_path
 from modeling_abaw.tasks import AU, EXPR, TASKS, VA
 
 ANNOTATION_ROOT = "6th ABAW Annotations"
@@ -254,46 +251,6 @@ def test_test_list(tree, tmp_path):
         read_test_list(path)
     with pytest.raises(InputError, match="Expression_Recognition"):
         find_test_list(root, "expr")
-
-
-def test_kfold_video_splits():
-    videos = [f"v{i}" for i in range(11)] + ["w_left", "w_right", "z_left", "z_right"]
-    folds = kfold_video_splits(videos, k=5, seed=0)
-    assert len(folds) == 5
-    validation = [video for _, val in folds for video in val]
-    assert sorted(validation) == sorted(videos)  # every video validated exactly once
-    for train, val in folds:
-        assert not set(train) & set(val) and sorted(train + val) == sorted(videos)
-        for person in ("w", "z"):
-            assert (f"{person}_left" in val) == (f"{person}_right" in val)
-        assert 2 <= len({raw_video_name(video) for video in val}) <= 3  # 13 raw videos in 5 folds
-    assert kfold_video_splits(reversed(videos), k=5, seed=0) == folds
-    assert kfold_video_splits(videos, k=5, seed=1) != folds
-    with pytest.raises(InputError, match="k=1"):
-        kfold_video_splits(videos, k=1)
-    with pytest.raises(InputError, match="k=3"):
-        kfold_video_splits(["a", "b"], k=3)
-
-
-def test_class_weights_inverse_frequency():
-    au = np.full((10, 12), 0.0)
-    au[:5, 0] = 1  # AU1 occurs in 1/2 of the frames
-    au[:1, 1] = 1  # AU2 in 1/10 (its rate ignores the invalid frames below)
-    au[5:, 1] = AU.invalid_value
-    au[:2, 2:] = 1  # the other AUs in 1/5
-    au[:, 11] = 0  # AU26 never: nothing to rebalance, weight 1
-    # negatives / positives over the labelled frames: AU1 5/5, AU2 4/1, the others 8/2.
-    np.testing.assert_allclose(au_pos_weights(au), [1, 4] + [4] * 9 + [1], rtol=1e-6)
-    assert au_pos_weights(au[None]).shape == (12,)  # clip labels (B, K, 12) work too
-
-    expr = np.array([0] * 6 + [1] * 3 + [4] * 1 + [-1] * 5)
-    inverse = np.array([10 / 6, 10 / 3, 10])
-    expected = np.zeros(8)
-    expected[[0, 1, 4]] = inverse / inverse.mean()
-    weights = expr_class_weights(expr)
-    np.testing.assert_allclose(weights, expected, rtol=1e-6)
-    assert np.isfinite(weights).all() and weights[[0, 1, 4]].mean() == pytest.approx(1)
-    assert (expr_class_weights(np.full(4, -1)) == 0).all()
 
 
 def test_atomic_path_leaves_target_untouched_on_failure(tmp_path):

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 
 from modeling_abaw.cli import main
-from modeling_abaw.data import TEST_LIST_FILES
+from modeling_abaw.data import SPLIT_DIRS
 from modeling_abaw.data.synth import (
     PROTOTYPES,
-    SPLITS,
+    au_vector,
+    draw_face,
     generate_synthaffect,
+    random_identity,
     simulate_affect,
     synthesize_speech,
 )
-from modeling_abaw.data.synth_faces import au_vector, draw_face, random_identity
 from modeling_abaw.errors import InputError
 from modeling_abaw.tasks import AU, EXPR, TASKS, VA
 
@@ -51,7 +52,7 @@ def decode_video(path):
 
 
 def names(summary):
-    return [name for split in SPLITS for name in summary.splits[split]]
+    return [name for split in SPLIT_DIRS.values() for name in summary.splits[split]]
 
 
 # ---------------------------------------------------------------------------------------------- layout
@@ -68,19 +69,19 @@ def test_layout_splits_and_two_person_video(synth):
     }
     assert sorted(p.name for p in (root / "videos").iterdir()) == [f"{v}.mp4" for v in synth.videos]
     assert sorted(p.name for p in (root / "cropped_aligned").iterdir()) == sorted(names(synth))
-    for filename in TEST_LIST_FILES.values():
-        assert (root / "test_set" / filename).read_text() == "synth_003\n"
+    for task in TASKS.values():
+        assert (root / "test_set" / task.test_list_file).read_text() == "synth_003\n"
     readme = (root / "README.txt").read_text()
     assert "SANITY" in readme and "NOT a benchmark" in readme
     info = json.loads((root / "synthaffect.json").read_text())
     assert info["complete"] and info["parameters"]["seed"] == 0 and info["parameters"]["num_frames"] == FRAMES
-    assert not list(root.rglob(".*.tmp")), "temporary files left behind"
+    assert not list(root.rglob(".*")), "temporary files left behind"
 
 
 @pytest.mark.parametrize("task", list(TASKS))
 def test_annotation_files_have_header_one_line_per_frame_and_gaps(synth, task):
     spec = TASKS[task]
-    marker = ",".join([f"{spec.invalid_value:g}"] * (1 if spec is EXPR else spec.num_outputs))
+    marker = ",".join([f"{spec.invalid_value:g}"] * spec.num_value_columns)
     for name in names(synth):
         lines = read_annotation(synth, task, name)
         assert lines[0] == ",".join(spec.labels)
@@ -353,7 +354,9 @@ def test_cli_writes_the_dataset(tmp_path, capsys):
     assert sorted(p.name for p in (out / "cropped_aligned").iterdir()) == ["synth_000"]
 
 
-@pytest.mark.parametrize("flag,value", [("--videos", "0"), ("--frames", "0"), ("--seed", "-1"), ("--fps", "0")])
+@pytest.mark.parametrize(
+    "flag,value", [("--videos", "0"), ("--frames", "0"), ("--seed", "-1"), ("--fps", "0"), ("--crop-size", "8")]
+)
 def test_cli_bad_argument_is_one_line_error(tmp_path, capsys, flag, value):
     assert main(["synth", "--output", str(tmp_path / "x"), flag, value]) == 2
     error = capsys.readouterr().err.strip()

@@ -2,26 +2,22 @@
 
 from .affwild2 import (
     SPLIT_DIRS,
-    TEST_LIST_FILES,
     VIDEO_EXTENSIONS,
     AffWild2,
-    au_pos_weights,
-    expr_class_weights,
     find_annotation_root,
     find_raw_video,
     find_test_list,
     frame_features,
-    kfold_video_splits,
     raw_video_name,
     read_annotation,
     read_test_list,
 )
 from .datasets import ClipDataset, FrameDataset
+from .splits import au_pos_weights, expr_class_weights, kfold_video_splits
 from .submission import read_submission, write_submission, write_video_submissions
 
 __all__ = [
     "SPLIT_DIRS",
-    "TEST_LIST_FILES",
     "VIDEO_EXTENSIONS",
     "AffWild2",
     "ClipDataset",

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..io import atomic_path
-from ..tasks import AU, EXPR, TASK_NAMES, TASKS, get_task, validate_tasks
+from ..tasks import TASK_NAMES, TASKS, get_task, validate_tasks
 
 PathLike = str | os.PathLike
 
@@ -29,16 +29,11 @@ IMAGE_ROOT_PATTERN = "cropped_aligned*"
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 # Videos with two annotated people: the annotations and face crops carry the suffix, the raw video does not.
 TWO_PERSON_SUFFIXES = ("_left", "_right")
-TEST_LIST_FILES = {
-    "au": "Action_Unit_Detection_Challenge_test_set_release.txt",
-    "expr": "Expression_Recognition_Challenge_test_set_release.txt",
-    "va": "Valence_Arousal_Estimation_Challenge_test_set_release.txt",
-}
 FRAME_TABLE_VERSION = 2  # bump when the frame table's content changes, to invalidate caches
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Small shared helpers (also used by submission.py and datasets.py)
+# Small shared helpers (also used by submission.py and splits.py)
 
 
 def image_name(frame: int) -> str:
@@ -46,33 +41,10 @@ def image_name(frame: int) -> str:
     return f"{frame:05d}.jpg"
 
 
-def label_key(task: str) -> str:
-    """Frame-table column and batch key of a task's labels: `au_labels`, `expr_labels`, `va_labels`."""
-    return f"{task}_labels"
-
-
-def num_value_columns(task: str) -> int:
-    """Values per line in annotation files: EXPR stores one class index although its header names all classes."""
-    spec = get_task(task)
-    return 1 if spec.kind == "multiclass" else spec.num_outputs
-
-
-def label_dtype(task: str) -> np.dtype:
-    """EXPR labels are class indices (long); AU and VA labels are float, as in the batch conventions."""
-    return np.dtype(np.int64 if get_task(task).kind == "multiclass" else np.float32)
-
-
 def as_labels(values: np.ndarray, task: str) -> np.ndarray:
     """(N, columns) parsed values -> the task's label array: AU (N, 12) float, EXPR (N,) long, VA (N, 2) float."""
-    values = values.astype(label_dtype(task))
-    return values[:, 0] if get_task(task).kind == "multiclass" else values
-
-
-def invalid_labels(task: str, length: int) -> np.ndarray:
-    """Labels of `length` frames that all carry the task's "no label" marker."""
     spec = get_task(task)
-    shape = (length,) if spec.kind == "multiclass" else (length, spec.num_outputs)
-    return np.full(shape, spec.invalid_value, dtype=label_dtype(task))
+    return values.astype(spec.label_dtype).reshape(spec.label_shape(len(values)))
 
 
 def read_lines(path: PathLike) -> list[str]:
@@ -134,20 +106,21 @@ def check_labels(
     """Raise InputError at the first value outside the task's range: AU 0/1, EXPR 0..7, VA [-1, 1], and the task's
     "no label" marker when `allow_invalid` (annotations have it, predictions must not). `values` is (N, columns)."""
     spec = get_task(task)
-    if spec.kind == "regression":
-        valid, expected = (values >= -1) & (values <= 1), "a number in [-1, 1]"
+    lowest, highest, integral = spec.valid_label_values
+    valid = (values >= lowest) & (values <= highest)
+    if integral:
+        valid &= values == np.round(values)
+        expected = f"an integer from {lowest:g} to {highest:g}"
     else:
-        largest = 1 if spec.kind == "multilabel" else spec.num_outputs - 1
-        valid, expected = np.isin(values, np.arange(largest + 1)), f"an integer from 0 to {largest}"
+        expected = f"a number in [{lowest:g}, {highest:g}]"
     if allow_invalid:
         valid |= values == spec.invalid_value
         expected += f" or {spec.invalid_value:g} (no label)"
     if not valid.all():
         row, column = np.argwhere(~valid)[0]
         name = spec.labels[column] if values.shape[1] == spec.num_outputs else "class index"
-        raise InputError(
-            f"{source}, {unit} {first_line + row}: {name} = {values[row, column]:g} is out of range; expected {expected}"
-        )
+        where, value = f"{source}, {unit} {first_line + row}", values[row, column]
+        raise InputError(f"{where}: {name} = {value:g} is out of range; expected {expected}")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -160,11 +133,11 @@ def read_annotation(path: PathLike, task: str) -> np.ndarray:
     Missing labels keep the official markers (AU/EXPR -1, VA -5). A malformed file raises InputError naming the file,
     the line and the problem.
     """
-    lines = read_lines(path)
+    spec, lines = get_task(task), read_lines(path)
     if not lines:
-        raise InputError(f"{path}: empty file; expected the header {','.join(get_task(task).labels)!r}")
-    check_header(lines[0], get_task(task).labels, path)
-    values = parse_numeric_rows(lines[1:], num_value_columns(task), path, first_line=2)
+        raise InputError(f"{path}: empty file; expected the header {','.join(spec.labels)!r}")
+    check_header(lines[0], spec.labels, path)
+    values = parse_numeric_rows(lines[1:], spec.num_value_columns, path, first_line=2)
     if not len(values):
         raise InputError(f"{path}: no frame lines after the header")
     check_labels(values, task, path, first_line=2)
@@ -194,7 +167,7 @@ def read_test_list(path: PathLike) -> list[str]:
 
 def find_test_list(root: PathLike, task: str) -> Path:
     """The official test list of a task in `root` or one folder below it (SynthAffect writes `<root>/test_set/`)."""
-    name = TEST_LIST_FILES[get_task(task).name]
+    name = get_task(task).test_list_file
     found = sorted([*Path(root).glob(name), *Path(root).glob(f"*/{name}")])
     if not found:
         raise InputError(f"{root}: no {name} in this folder or the folders below it")
@@ -396,7 +369,8 @@ class AffWild2:
             pa.array(has_face),
         ]
         for task in tasks:
-            values = invalid_labels(task, length)
+            spec = TASKS[task]
+            values = np.full(spec.label_shape(length), spec.invalid_value, dtype=spec.label_dtype)
             if task in labels:
                 values[: len(labels[task])] = labels[task]
             flat = pa.array(values.reshape(-1))
@@ -431,64 +405,8 @@ def frame_features(tasks: str | Sequence[str] = TASK_NAMES) -> datasets.Features
         "has_face": datasets.Value("bool"),
     }
     for task in validate_tasks(tasks):
-        value = datasets.Value(label_dtype(task).name)
-        features[label_key(task)] = (
-            value if get_task(task).kind == "multiclass" else datasets.List(value, length=get_task(task).num_outputs)
-        )
+        spec = TASKS[task]
+        value = datasets.Value(spec.label_dtype)
+        per_frame = spec.label_shape(1)[1:]  # () for a class index, (outputs,) for AU and VA
+        features[spec.label_key] = datasets.List(value, length=per_frame[0]) if per_frame else value
     return datasets.Features(features)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Training helpers
-
-
-def kfold_video_splits(videos: Iterable[str], k: int = 5, seed: int = 0) -> list[tuple[list[str], list[str]]]:
-    """Random video-level k-fold split (the paper's 5-fold cross-validation): `k` (train_videos, val_videos) pairs.
-
-    Each video is in exactly one validation fold. The `_left`/`_right` halves of a two-person video share one raw
-    video, so they always fall in the same fold; otherwise the same person would be in training and validation.
-    """
-    videos = sorted(set(videos))
-    groups = sorted({raw_video_name(video) for video in videos})
-    if not 2 <= k <= len(groups):
-        raise InputError(f"k-fold needs 2 <= k <= {len(groups)} (the number of raw videos), got k={k}")
-    fold_of = {}
-    for fold, members in enumerate(np.array_split(np.random.default_rng(seed).permutation(len(groups)), k)):
-        fold_of.update((groups[member], fold) for member in members)
-    return [
-        (
-            [video for video in videos if fold_of[raw_video_name(video)] != fold],
-            [video for video in videos if fold_of[raw_video_name(video)] == fold],
-        )
-        for fold in range(k)
-    ]
-
-
-def au_pos_weights(au_labels: np.ndarray) -> np.ndarray:
-    """Per-AU weights of the positive class, inversely proportional to its frequency in the training labels (paper
-    Sec. 3.1): pos_weight_c = negatives_c / positives_c over the frames where AU c is labelled, the `pos_weight` of
-    `binary_cross_entropy_with_logits` (the model config's `au_pos_weight`), so that positives and negatives of every
-    AU weigh the same in total. An AU with no positive (or no negative) frame gets 1: there is nothing to rebalance.
-    `au_labels` is (..., 12).
-    """
-    labels = np.asarray(au_labels).reshape(-1, AU.num_outputs)
-    positives, negatives = (labels == 1).sum(0), (labels == 0).sum(0)
-    weights = np.ones(AU.num_outputs, dtype=np.float32)
-    both = (positives > 0) & (negatives > 0)
-    weights[both] = negatives[both] / positives[both]
-    return weights
-
-
-def expr_class_weights(expr_labels: np.ndarray) -> np.ndarray:
-    """Expression class weights inversely proportional to class frequency in the training labels (paper Sec. 3.1),
-    normalised to mean 1 (the `weight=` of `cross_entropy`). Invalid (-1) labels are ignored; a class with no frame
-    gets weight 0 and is left out of the mean (it never appears as a target, so its weight is never used)."""
-    labels = np.asarray(expr_labels).reshape(-1)
-    labels = labels[labels != EXPR.invalid_value].astype(np.int64)
-    counts = np.bincount(labels, minlength=EXPR.num_outputs)
-    weights = np.zeros(EXPR.num_outputs, dtype=np.float32)
-    present = counts > 0
-    if present.any():
-        inverse = len(labels) / counts[present]
-        weights[present] = inverse / inverse.mean()
-    return weights

@@ -18,8 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ..tasks import TASK_NAMES, get_task, validate_tasks
-from .affwild2 import label_dtype, label_key
+from ..tasks import TASK_NAMES, TASKS, validate_tasks
 
 FeatureLoader = Callable[[str, int, int], Mapping[str, torch.Tensor]]
 
@@ -27,9 +26,9 @@ FeatureLoader = Callable[[str, int, int], Mapping[str, torch.Tensor]]
 def _table_tasks(frames: datasets.Dataset, tasks: str | Sequence[str] | None) -> list[str]:
     """The requested tasks (default: every task with a label column in the table), checked against the table."""
     if tasks is None:
-        tasks = [task for task in TASK_NAMES if label_key(task) in frames.column_names]
+        tasks = [task for task in TASK_NAMES if TASKS[task].label_key in frames.column_names]
     tasks = validate_tasks(tasks)
-    missing = [label_key(task) for task in tasks if label_key(task) not in frames.column_names]
+    missing = [TASKS[task].label_key for task in tasks if TASKS[task].label_key not in frames.column_names]
     if missing:
         raise InputError(f"the frame table has no {', '.join(missing)} column; build it with these tasks")
     return tasks
@@ -58,11 +57,12 @@ class FrameDataset(Dataset):
     ):
         self.tasks = _table_tasks(frames, tasks)
         self.transform = transform
-        self.frames = frames.select_columns(["video", "frame", "image_path", *map(label_key, self.tasks)])
+        label_keys = [TASKS[task].label_key for task in self.tasks]
+        self.frames = frames.select_columns(["video", "frame", "image_path", *label_keys])
         columns = frames.with_format("numpy")
         keep = columns["has_face"][:]
         if labelled_only:
-            labelled = [columns[label_key(task)][:] != get_task(task).invalid_value for task in self.tasks]
+            labelled = [TASKS[task].is_labelled(columns[TASKS[task].label_key][:]) for task in self.tasks]
             keep &= np.any([valid.reshape(len(keep), -1).any(axis=1) for valid in labelled], axis=0)
         self.indices = np.flatnonzero(keep)
 
@@ -77,7 +77,8 @@ class FrameDataset(Dataset):
             pixel_values = pixel_values["pixel_values"][0]
         item = {"pixel_values": torch.as_tensor(np.asarray(pixel_values), dtype=torch.float32)}
         for task in self.tasks:
-            item[label_key(task)] = torch.from_numpy(np.asarray(row[label_key(task)], dtype=label_dtype(task)))
+            spec = TASKS[task]
+            item[spec.label_key] = torch.from_numpy(np.asarray(row[spec.label_key], dtype=spec.label_dtype))
         item.update(video=row["video"], frame=row["frame"])
         return item
 
@@ -115,9 +116,8 @@ class ClipDataset(Dataset):
         self.tasks = _table_tasks(frames, tasks)
         self.load_features = load_features
         self.clip_length = clip_length
-        self.frames = frames.select_columns(["video", "frame", "has_face", *map(label_key, self.tasks)]).with_format(
-            "numpy"
-        )
+        label_keys = [TASKS[task].label_key for task in self.tasks]
+        self.frames = frames.select_columns(["video", "frame", "has_face", *label_keys]).with_format("numpy")
         self.clips = self._tile(self.frames["video"][:], self.frames["frame"][:], clip_length, stride)
 
     @staticmethod
@@ -154,8 +154,9 @@ class ClipDataset(Dataset):
             "has_face": self._pad(torch.from_numpy(rows["has_face"].astype(np.int64)), 0),
         }
         for task in self.tasks:
-            labels = torch.from_numpy(rows[label_key(task)].astype(label_dtype(task)))
-            item[label_key(task)] = self._pad(labels, get_task(task).invalid_value)
+            spec = TASKS[task]
+            labels = torch.from_numpy(rows[spec.label_key].astype(spec.label_dtype))
+            item[spec.label_key] = self._pad(labels, spec.invalid_value)
         if self.load_features is not None:
             start = int(rows["frame"][0]) - 1
             for name, features in self.load_features(video, start, start + length).items():

@@ -1,10 +1,15 @@
-"""Procedural faces and scenes for SynthAffect.
+"""Procedural faces for SynthAffect.
 
 A face is drawn from an identity (shape, colours, hair, eye/brow/mouth sizes) and the intensities of the 12 ABAW
 action units, each moving the region it moves on a real face (FACS). Coordinates are "face units": the unit square
-is the aligned crop, face centred as in the official `cropped_aligned` images, so a rendering *is* an aligned crop
-and the same drawing warped into a scene is the raw video frame. Everything is drawn with OpenCV's anti-aliased
-primitives on 8-bit canvases (its only anti-aliased depth); shading is applied as multiplicative maps.
+is the aligned crop (x to the right, y down), face centred as in the official `cropped_aligned` images, so a rendering
+*is* an aligned crop and the same drawing warped into a scene is the raw video frame. Everything is drawn with
+OpenCV's anti-aliased primitives on 8-bit canvases (its only anti-aliased depth); shading is applied as multiplicative
+maps.
+
+The rest positions of the facial features are the named constants below; horizontal ones are offsets from the
+midline (mirrored for the two sides) and some scale with the identity (eye spacing, nose and mouth width). The AU
+terms in the drawing functions say how far each action unit moves its feature from there.
 """
 
 import functools
@@ -13,17 +18,75 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..tasks import AU
+from ...tasks import AU
 
-_SHIFT = 4  # fixed-point bits for OpenCV's sub-pixel drawing
+SUBPIXEL_SHIFT = 4  # fixed-point bits for OpenCV's sub-pixel drawing
 # Drawn at twice the size, then averaged down: OpenCV's anti-aliased fill grows shapes by about half a pixel,
 # which would swallow thin features (a parted lip, a narrowed eye) at crop size.
 _SUPERSAMPLE = 2
 _AA = cv2.LINE_AA
-CENTRE_Y = 0.50  # vertical centre of the face oval
+
+# -- layout of the aligned face, in face units -------------------------------------------------------------------------
+MIDLINE_X = 0.5  # the face is centred horizontally in the crop
+FACE_CENTRE_Y = 0.50  # centre of the face oval
+FACE_TOP = 0.36  # centre-to-top distance of the oval (its top is under the hair)
+TEMPLE_Y = 0.34  # where the hair meets the side of the face
+EAR_X = 0.98  # ear centres, as a fraction of the face's half-width
+EAR_Y = 0.46
+EAR_AXES = (0.03, 0.06)
+NECK_HALF_WIDTH = 0.6  # as a fraction of the face's half-width
+NECK_TOP_Y, NECK_BOTTOM_Y = 0.7, 0.97  # the neck's sides; its bottom centre is the crop's lower edge
+NECK_FLARE = 1.05  # the neck widens this much toward the shoulders
+# hair: its crown (top) and how far it stands out beside the face; curly hair is fuller
+HAIR_TOP_Y, CURLY_HAIR_TOP_Y = 0.07, 0.03
+HAIR_MARGIN, CURLY_HAIR_MARGIN = 0.025, 0.05
+LONG_HAIR_BOTTOM_Y = 0.92
+LONG_HAIR_SPREAD = 0.02  # long hair falls this much wider than the crown
+HIGHEST_HAIRLINE_Y, LOWEST_HAIRLINE_Y = 0.19, 0.225  # clear of the brows at their highest (AU1 + AU2)
+# brows: (offset from the midline, height) of the inner end, the peak and the outer end; the peak and the outer end
+# follow the eyes (times the eye spacing)
+BROW_INNER = (0.045, 0.357)
+BROW_PEAK = (0.14, 0.335)
+BROW_OUTER = (0.205, 0.35)
+FOREHEAD_LINES_Y = (0.24, 0.265, 0.29)  # where AU1 and AU2 wrinkle the forehead
+FOREHEAD_CENTRAL_SPAN = (0.0, 0.07)  # x offsets of the central lines (AU1) ...
+FOREHEAD_LATERAL_SPAN = (0.08, 0.17)  # ... and of the lateral ones (AU2)
+GLABELLA_LINE_X = 0.013  # the vertical creases between the brows (AU4)
+GLABELLA_LINE_Y = (0.33, 0.38)
+# eyes: centre offset (times the eye spacing), height, and lid sizes (times the eye size)
+EYE_OFFSET_X = 0.12
 EYE_Y = 0.43
+EYE_HALF_WIDTH = 0.052
+UPPER_LID_HEIGHT = 0.03
+LOWER_LID_HEIGHT = 0.017
+IRIS_RADIUS = 0.021
+LID_CREASE_HEIGHT = 0.012  # the crease above the upper lid
+LOWER_LID_FOLD_DEPTH = 0.018  # the fold below the lower lid (AU6, AU7)
+CROWS_FEET_LENGTH = 0.03  # from the outer eye corner (AU6)
+CHEEK_HIGHLIGHT = (0.14, 0.56)  # (offset, height) of the cheek's highlight, which AU6 and AU12 lift
+CHEEK_HIGHLIGHT_AXES = (0.045, 0.03)
+# nose: nostrils, the wing from the nostril up to the side of the nose, the tip's highlight (x offsets times the nose
+# width); the nasolabial fold runs from beside the wing to past the mouth corner
+NOSTRIL = (0.022, 0.598)
+NOSTRIL_AXES = (0.011, 0.006)
+NOSE_WING = ((0.012, 0.605), (0.045, 0.59), (0.034, 0.56))
+NOSE_TIP_Y = 0.575
+NASOLABIAL_FOLD_TOP = (0.05, 0.585)
+# mouth: the line between the lips at rest, its half-width (times the mouth width), lip heights (times the lip
+# thickness) and the shadow under the lower lip
 MOUTH_Y = 0.695
-_TEMPLE = 0.34  # where the hair meets the side of the face
+MOUTH_HALF_WIDTH = 0.1
+UPPER_LIP_HEIGHT = 0.02
+LOWER_LIP_HEIGHT = 0.024
+LIP_SHADOW_DEPTH = 0.035  # below the lower lip
+# relief of the static shading: centres of the shaded and lit regions
+RIM_HALF_HEIGHT = 0.37  # the rim darkens outside the oval of this half-height (and the face's half-width)
+NOSE_SIDE = (0.04, 0.51)  # x times the nose width
+NOSE_BRIDGE_Y = 0.50
+CHEEKBONE = (0.15, 0.53)
+UNDER_NOSE_Y = 0.62
+UNDER_LIP_Y = 0.79
+
 HAIR_STYLES = ("short", "long", "fringe", "curly", "bald")
 HAIR_COLOURS = ((25, 20, 18), (55, 38, 26), (100, 68, 42), (185, 152, 95), (140, 62, 32), (150, 148, 145))
 IRIS_COLOURS = ((70, 45, 25), (40, 28, 20), (60, 100, 140), (75, 105, 70))
@@ -31,7 +94,8 @@ IRIS_COLOURS = ((70, 45, 25), (40, 28, 20), (60, 100, 140), (75, 105, 70))
 
 @dataclass(frozen=True)
 class FaceIdentity:
-    """What stays fixed for one person: the per-video appearance variation of the dataset."""
+    """What stays fixed for one person: the per-video appearance variation of the dataset (sizes in face units,
+    factors relative to the layout above)."""
 
     face_width: float  # half-width of the face oval
     face_length: float  # centre-to-chin distance
@@ -66,17 +130,17 @@ def random_identity(rng: np.random.Generator) -> FaceIdentity:
         face_width=rng.uniform(0.26, 0.31),
         face_length=rng.uniform(0.34, 0.38),
         jaw_taper=rng.uniform(0.08, 0.3),
-        skin=_rgb(skin),
-        lips=_rgb(lips),
-        hair=_rgb(hair),
+        skin=as_rgb(skin),
+        lips=as_rgb(lips),
+        hair=as_rgb(hair),
         hair_style=HAIR_STYLES[rng.integers(len(HAIR_STYLES))],
-        hairline=rng.uniform(0.19, 0.225),
+        hairline=rng.uniform(HIGHEST_HAIRLINE_Y, LOWEST_HAIRLINE_Y),
         eye_size=rng.uniform(0.85, 1.15),
         eye_spacing=rng.uniform(0.94, 1.06),
         iris=IRIS_COLOURS[rng.integers(len(IRIS_COLOURS))],
         gaze=(rng.uniform(-0.006, 0.006), rng.uniform(-0.003, 0.003)),
         brow_thickness=rng.uniform(0.014, 0.024),
-        brow_colour=_rgb(brow),
+        brow_colour=as_rgb(brow),
         nose_width=rng.uniform(0.85, 1.2),
         mouth_width=rng.uniform(0.88, 1.12),
         lip_thickness=rng.uniform(0.8, 1.2),
@@ -101,15 +165,20 @@ def draw_face(identity: FaceIdentity, au: np.ndarray, size: int = 112) -> tuple[
     jaw = 0.04 * a["AU26"]
     face = _face_outline(identity, jaw)
     _draw_hair_back(canvas, identity)
-    neck_x = 0.6 * identity.face_width
+    neck_x = NECK_HALF_WIDTH * identity.face_width
     neck = np.array(
-        [[0.5 - neck_x, 0.7], [0.5 + neck_x, 0.7], [0.5 + neck_x * 1.05, 0.97], [0.5, 1.0], [0.5 - neck_x * 1.05, 0.97]]
+        [
+            [MIDLINE_X - neck_x, NECK_TOP_Y],
+            [MIDLINE_X + neck_x, NECK_TOP_Y],
+            [MIDLINE_X + neck_x * NECK_FLARE, NECK_BOTTOM_Y],
+            [MIDLINE_X, 1.0],
+            [MIDLINE_X - neck_x * NECK_FLARE, NECK_BOTTOM_Y],
+        ]
     )
-    canvas.fill(neck, _shade(identity.skin, 0.78), alpha=True)
+    canvas.fill(neck, shade(identity.skin, 0.78), alpha=True)
     for side in (-1, 1):
-        canvas.ellipse(
-            (0.5 + side * identity.face_width * 0.98, 0.46), (0.03, 0.06), _shade(identity.skin, 0.9), alpha=True
-        )
+        ear = (MIDLINE_X + side * identity.face_width * EAR_X, EAR_Y)
+        canvas.ellipse(ear, EAR_AXES, shade(identity.skin, 0.9), alpha=True)
     canvas.fill(face, identity.skin, alpha=True)
     canvas.rgb[:] = np.clip(canvas.rgb * _static_shading(identity, canvas.size), 0, 255).astype(np.uint8)
     _draw_brows(canvas, identity, a)
@@ -135,32 +204,33 @@ class _Canvas:
         self.light = np.zeros((size, size), np.uint8)  # soft highlights, blurred
 
     def points(self, pts) -> np.ndarray:
-        return np.round(np.asarray(pts, np.float64) * self.size * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
+        fixed_point = np.asarray(pts, np.float64) * self.size * (1 << SUBPIXEL_SHIFT)
+        return np.round(fixed_point).astype(np.int32).reshape(-1, 1, 2)
 
     def px(self, value: float) -> int:
         return max(1, int(round(value * self.size)))
 
     def fill(self, pts, colour, image=None, alpha: bool = False) -> None:
         image = self.rgb if image is None else image
-        cv2.fillPoly(image, [self.points(pts)], colour, _AA, _SHIFT)
+        cv2.fillPoly(image, [self.points(pts)], colour, _AA, SUBPIXEL_SHIFT)
         if alpha:
-            cv2.fillPoly(self.alpha, [self.points(pts)], 255, _AA, _SHIFT)
+            cv2.fillPoly(self.alpha, [self.points(pts)], 255, _AA, SUBPIXEL_SHIFT)
 
     def stroke(self, pts, colour, width: float, image=None) -> None:
         image = self.rgb if image is None else image
-        cv2.polylines(image, [self.points(pts)], False, colour, self.px(width), _AA, _SHIFT)
+        cv2.polylines(image, [self.points(pts)], False, colour, self.px(width), _AA, SUBPIXEL_SHIFT)
 
     def ellipse(self, centre, axes, colour, image=None, alpha: bool = False, angle: float = 0) -> None:
         image = self.rgb if image is None else image
         c = tuple(int(v) for v in self.points([centre]).ravel())
         ax = tuple(max(1, int(v)) for v in self.points([axes]).ravel())
-        cv2.ellipse(image, c, ax, angle, 0, 360, colour, -1, _AA, _SHIFT)
+        cv2.ellipse(image, c, ax, angle, 0, 360, colour, -1, _AA, SUBPIXEL_SHIFT)
         if alpha:
-            cv2.ellipse(self.alpha, c, ax, angle, 0, 360, 255, -1, _AA, _SHIFT)
+            cv2.ellipse(self.alpha, c, ax, angle, 0, 360, 255, -1, _AA, SUBPIXEL_SHIFT)
 
     def mask(self, pts) -> np.ndarray:
         m = np.zeros((self.size, self.size), np.uint8)
-        cv2.fillPoly(m, [self.points(pts)], 255, _AA, _SHIFT)
+        cv2.fillPoly(m, [self.points(pts)], 255, _AA, SUBPIXEL_SHIFT)
         return m
 
     def blend(self, layer: np.ndarray, mask: np.ndarray) -> None:
@@ -182,16 +252,18 @@ class _Canvas:
         self.rgb[:] = np.clip(self.rgb * gain[..., None], 0, 255).astype(np.uint8)
 
 
-def _rgb(colour) -> tuple[int, int, int]:
+def as_rgb(colour) -> tuple[int, int, int]:
+    """A colour as the integer RGB triple OpenCV draws with."""
     return tuple(int(v) for v in np.clip(np.round(colour), 0, 255))
+
+
+def shade(colour, factor: float) -> tuple[int, int, int]:
+    """`colour` darkened (factor < 1) or lightened."""
+    return as_rgb(np.asarray(colour, np.float64) * factor)
 
 
 def _luma(colour) -> float:
     return float(np.dot(colour, (0.299, 0.587, 0.114)))
-
-
-def _shade(colour, factor: float) -> tuple[int, int, int]:
-    return _rgb(np.asarray(colour, np.float64) * factor)
 
 
 def _opacity(value: float) -> int:
@@ -202,9 +274,9 @@ def _face_outline(identity: FaceIdentity, jaw: float) -> np.ndarray:
     """Oval, narrower toward the chin; a jaw drop (AU26) lowers the lower half, most at the chin."""
     t = np.linspace(0, 2 * np.pi, 72, endpoint=False)
     below = np.clip(np.sin(t), 0, None)
-    x = 0.5 + identity.face_width * np.cos(t) * (1 - identity.jaw_taper * below**2)
-    upper = 0.36  # centre-to-top distance; the top of the oval is under the hair
-    y = np.where(np.sin(t) > 0, CENTRE_Y + (identity.face_length + jaw) * np.sin(t), CENTRE_Y + upper * np.sin(t))
+    x = MIDLINE_X + identity.face_width * np.cos(t) * (1 - identity.jaw_taper * below**2)
+    lower = FACE_CENTRE_Y + (identity.face_length + jaw) * np.sin(t)
+    y = np.where(np.sin(t) > 0, lower, FACE_CENTRE_Y + FACE_TOP * np.sin(t))
     return np.stack([x, y], 1)
 
 
@@ -212,32 +284,33 @@ def _face_outline(identity: FaceIdentity, jaw: float) -> np.ndarray:
 def _static_shading(identity: FaceIdentity, size: int) -> np.ndarray:
     """Gains that give the flat face relief: darker rim and eye sockets, nose sides, shadow under the nose."""
     y, x = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
-    rim = ((x - 0.5) / identity.face_width) ** 2 + ((y - CENTRE_Y) / 0.37) ** 2
+    rim = ((x - MIDLINE_X) / identity.face_width) ** 2 + ((y - FACE_CENTRE_Y) / RIM_HALF_HEIGHT) ** 2
     gain = 1 - 0.3 * np.clip(rim - 0.45, 0, 1)
 
     def blob(cx, cy, sx, sy, depth):
         return depth * np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
 
-    dx = 0.12 * identity.eye_spacing
+    dx = EYE_OFFSET_X * identity.eye_spacing
     for side in (-1, 1):
-        gain -= blob(0.5 + side * dx, EYE_Y - 0.01, 0.06, 0.035, 0.35)  # eye socket
-        gain -= blob(0.5 + side * 0.04 * identity.nose_width, 0.51, 0.012, 0.06, 0.16)  # side of the nose
-        gain += blob(0.5 + side * 0.15, 0.53, 0.04, 0.03, 0.12)  # cheekbone
-    gain += blob(0.5, 0.50, 0.012, 0.06, 0.18)  # nose bridge
-    gain -= blob(0.5, 0.62, 0.04, 0.012, 0.15)  # under the nose
-    gain -= blob(0.5, 0.79, 0.05, 0.015, 0.1)  # under the lower lip
+        gain -= blob(MIDLINE_X + side * dx, EYE_Y - 0.01, 0.06, 0.035, 0.35)  # eye socket
+        nose_x = MIDLINE_X + side * NOSE_SIDE[0] * identity.nose_width
+        gain -= blob(nose_x, NOSE_SIDE[1], 0.012, 0.06, 0.16)  # side of the nose
+        gain += blob(MIDLINE_X + side * CHEEKBONE[0], CHEEKBONE[1], 0.04, 0.03, 0.12)  # cheekbone
+    gain += blob(MIDLINE_X, NOSE_BRIDGE_Y, 0.012, 0.06, 0.18)  # nose bridge
+    gain -= blob(MIDLINE_X, UNDER_NOSE_Y, 0.04, 0.012, 0.15)  # under the nose
+    gain -= blob(MIDLINE_X, UNDER_LIP_Y, 0.05, 0.015, 0.1)  # under the lower lip
     return gain[..., None]
 
 
 def _hair_outline(identity: FaceIdentity) -> np.ndarray:
     """Upper arc of the head's hair from the left temple over the top to the right temple."""
     curly = identity.hair_style == "curly"
-    w = identity.face_width + (0.05 if curly else 0.025)
-    radius = CENTRE_Y - (0.03 if curly else 0.07)
-    alpha = np.arcsin((CENTRE_Y - _TEMPLE) / radius)
+    w = identity.face_width + (CURLY_HAIR_MARGIN if curly else HAIR_MARGIN)
+    radius = FACE_CENTRE_Y - (CURLY_HAIR_TOP_Y if curly else HAIR_TOP_Y)
+    alpha = np.arcsin((FACE_CENTRE_Y - TEMPLE_Y) / radius)
     t = np.linspace(np.pi + alpha, 2 * np.pi - alpha, 60)
     wave = 1 + (0.025 * np.abs(np.sin(18 * t)) if curly else 0)
-    return np.stack([0.5 + w * wave * np.cos(t), CENTRE_Y + radius * wave * np.sin(t)], 1)
+    return np.stack([MIDLINE_X + w * wave * np.cos(t), FACE_CENTRE_Y + radius * wave * np.sin(t)], 1)
 
 
 def _draw_hair_back(canvas: _Canvas, identity: FaceIdentity) -> None:
@@ -246,9 +319,9 @@ def _draw_hair_back(canvas: _Canvas, identity: FaceIdentity) -> None:
         return
     outline = _hair_outline(identity)
     if identity.hair_style == "long":
-        left, right = outline[0, 0] - 0.02, outline[-1, 0] + 0.02
-        outline = np.concatenate([outline, [[right, 0.92], [left, 0.92]]])
-    canvas.fill(outline, _shade(identity.hair, 0.85), alpha=True)
+        left, right = outline[0, 0] - LONG_HAIR_SPREAD, outline[-1, 0] + LONG_HAIR_SPREAD
+        outline = np.concatenate([outline, [[right, LONG_HAIR_BOTTOM_Y], [left, LONG_HAIR_BOTTOM_Y]]])
+    canvas.fill(outline, shade(identity.hair, 0.85), alpha=True)
 
 
 def _draw_hair_cap(canvas: _Canvas, identity: FaceIdentity) -> None:
@@ -258,11 +331,11 @@ def _draw_hair_cap(canvas: _Canvas, identity: FaceIdentity) -> None:
         return
     arc = _hair_outline(identity)
     xs = np.linspace(arc[-1, 0], arc[0, 0], 31)
-    u = (xs - 0.5) / (arc[-1, 0] - 0.5)
+    u = (xs - MIDLINE_X) / (arc[-1, 0] - MIDLINE_X)
     top = identity.hairline
     if identity.hair_style == "fringe":  # low, jagged, still above the brows
-        top = 0.225 + 0.008 * (np.arange(len(xs)) % 2) * (1 - u**4)
-    hairline = top + (_TEMPLE - top) * u**4
+        top = LOWEST_HAIRLINE_Y + 0.008 * (np.arange(len(xs)) % 2) * (1 - u**4)
+    hairline = top + (TEMPLE_Y - top) * u**4
     canvas.fill(np.concatenate([arc, np.stack([xs, hairline], 1)]), identity.hair, alpha=True)
 
 
@@ -278,37 +351,44 @@ def _draw_brows(canvas: _Canvas, identity: FaceIdentity, a: dict) -> None:
     """AU1 lifts the inner ends, AU2 the outer ends (both wrinkle the forehead); AU4 lowers the brows and pulls
     them together, creasing the skin between them."""
     au1, au2, au4 = a["AU1"], a["AU2"], a["AU4"]
+    spacing = identity.eye_spacing
     for side in (-1, 1):
-        inner = (0.5 + side * (0.045 - 0.018 * au4), 0.357 - 0.038 * au1 + 0.03 * au4)
-        peak = (0.5 + side * 0.14 * identity.eye_spacing, 0.335 - 0.02 * au1 - 0.035 * au2 + 0.022 * au4)
-        outer = (0.5 + side * 0.205 * identity.eye_spacing, 0.35 - 0.038 * au2 + 0.015 * au4)
+        inner = (MIDLINE_X + side * (BROW_INNER[0] - 0.018 * au4), BROW_INNER[1] - 0.038 * au1 + 0.03 * au4)
+        peak = (MIDLINE_X + side * BROW_PEAK[0] * spacing, BROW_PEAK[1] - 0.02 * au1 - 0.035 * au2 + 0.022 * au4)
+        outer = (MIDLINE_X + side * BROW_OUTER[0] * spacing, BROW_OUTER[1] - 0.038 * au2 + 0.015 * au4)
         centre = _bezier(inner, peak, outer)
         half = identity.brow_thickness * np.linspace(0.6, 0.3, len(centre))[:, None]
         canvas.fill(np.concatenate([centre - [0, 1] * half, (centre + [0, 1] * half)[::-1]]), identity.brow_colour)
-        for k, y in enumerate((0.24, 0.265, 0.29)):  # forehead lines: central from AU1, lateral from AU2
-            xs = 0.5 + side * np.linspace(0.0, 0.07, 5)
+        for k, y in enumerate(FOREHEAD_LINES_Y):  # forehead lines: central from AU1, lateral from AU2
+            reach = FOREHEAD_CENTRAL_SPAN[1]
+            xs = MIDLINE_X + side * np.linspace(*FOREHEAD_CENTRAL_SPAN, 5)
             canvas.stroke(
-                np.stack([xs, y + 0.004 * ((xs - 0.5) / 0.07) ** 2], 1), _opacity(0.55 * au1), 0.006, canvas.lines
+                np.stack([xs, y + 0.004 * ((xs - MIDLINE_X) / reach) ** 2], 1),
+                _opacity(0.55 * au1),
+                0.006,
+                canvas.lines,
             )
-            xs = 0.5 + side * np.linspace(0.08, 0.17, 6)
+            reach = FOREHEAD_LATERAL_SPAN[1]
+            xs = MIDLINE_X + side * np.linspace(*FOREHEAD_LATERAL_SPAN, 6)
             canvas.stroke(
-                np.stack([xs, y + 0.01 * k / 2 + 0.015 * ((xs - 0.5) / 0.17) ** 2], 1),
+                np.stack([xs, y + 0.01 * k / 2 + 0.015 * ((xs - MIDLINE_X) / reach) ** 2], 1),
                 _opacity(0.55 * au2),
                 0.006,
                 canvas.lines,
             )
-        x = 0.5 + side * 0.013
+        x = MIDLINE_X + side * GLABELLA_LINE_X
+        top, bottom = GLABELLA_LINE_Y
         canvas.stroke(
-            [[x, 0.33 + 0.02 * au4], [x + side * 0.004, 0.38 + 0.02 * au4]], _opacity(0.8 * au4), 0.007, canvas.lines
+            [[x, top + 0.02 * au4], [x + side * 0.004, bottom + 0.02 * au4]], _opacity(0.8 * au4), 0.007, canvas.lines
         )
 
 
 def _eye_shape(identity: FaceIdentity, a: dict, side: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """Upper and lower lid curves (inner to outer corner). AU7 tightens both lids; AU6 pushes the lower lid up."""
-    cx = 0.5 + side * 0.12 * identity.eye_spacing
-    half_w = 0.052 * identity.eye_size
-    upper = 0.03 * identity.eye_size * (1 - 0.5 * a["AU7"] - 0.2 * a["AU6"])
-    lower = 0.017 * identity.eye_size * max(0.15, 1 - 0.6 * a["AU7"] - 0.6 * a["AU6"])
+    cx = MIDLINE_X + side * EYE_OFFSET_X * identity.eye_spacing
+    half_w = EYE_HALF_WIDTH * identity.eye_size
+    upper = UPPER_LID_HEIGHT * identity.eye_size * (1 - 0.5 * a["AU7"] - 0.2 * a["AU6"])
+    lower = LOWER_LID_HEIGHT * identity.eye_size * max(0.15, 1 - 0.6 * a["AU7"] - 0.6 * a["AU6"])
     s = np.linspace(-1, 1, 21)
     x = cx + side * s * half_w
     tilt = -0.004 * s  # outer corner a little higher
@@ -322,7 +402,7 @@ def _draw_eyes(canvas: _Canvas, identity: FaceIdentity, a: dict) -> None:
     highlight and bunches the skin under the eye."""
     layer = canvas.rgb.copy()
     mask = np.zeros_like(canvas.alpha)
-    r = 0.021 * identity.eye_size
+    r = IRIS_RADIUS * identity.eye_size
     for side in (-1, 1):
         top, bottom, (cx, half_w) = _eye_shape(identity, a, side)
         outline = np.concatenate([top, bottom[::-1]])
@@ -336,23 +416,24 @@ def _draw_eyes(canvas: _Canvas, identity: FaceIdentity, a: dict) -> None:
     for side in (-1, 1):
         top, bottom, (cx, half_w) = _eye_shape(identity, a, side)
         canvas.stroke(top, (30, 24, 24), 0.011)  # lash line
-        canvas.stroke(bottom, _shade(identity.skin, 0.55), 0.005)
-        canvas.stroke(top + [0, -0.012], _opacity(0.4), 0.006, canvas.lines)  # lid crease
+        canvas.stroke(bottom, shade(identity.skin, 0.55), 0.005)
+        canvas.stroke(top + [0, -LID_CREASE_HEIGHT], _opacity(0.4), 0.006, canvas.lines)  # lid crease
         tight = max(a["AU6"], 0.7 * a["AU7"])  # lower-lid bulge / cheek fold
-        canvas.stroke(bottom[3:-3] + [0, 0.018 - 0.006 * a["AU6"]], _opacity(0.15 + 0.5 * tight), 0.006, canvas.lines)
+        fold = bottom[3:-3] + [0, LOWER_LID_FOLD_DEPTH - 0.006 * a["AU6"]]
+        canvas.stroke(fold, _opacity(0.15 + 0.5 * tight), 0.006, canvas.lines)
         corner = np.array([cx + side * (half_w + 0.012), EYE_Y])
         for angle in (-0.45, 0.0, 0.45):  # crow's feet from AU6
-            tip = corner + 0.03 * np.array([side * np.cos(angle), np.sin(angle)])
+            tip = corner + CROWS_FEET_LENGTH * np.array([side * np.cos(angle), np.sin(angle)])
             canvas.stroke([corner, tip], _opacity(0.65 * a["AU6"]), 0.005, canvas.lines)
         # AU6 lifts the cheeks: the highlight moves up and the skin below the eye bunches
         canvas.ellipse(
-            (0.5 + side * 0.14, 0.56 - 0.035 * a["AU6"] - 0.012 * a["AU12"]),
-            (0.045, 0.03),
+            (MIDLINE_X + side * CHEEK_HIGHLIGHT[0], CHEEK_HIGHLIGHT[1] - 0.035 * a["AU6"] - 0.012 * a["AU12"]),
+            CHEEK_HIGHLIGHT_AXES,
             _opacity(0.35 + 0.5 * a["AU6"]),
             canvas.light,
         )
         canvas.ellipse(
-            (0.5 + side * 0.12 * identity.eye_spacing, EYE_Y + 0.035 - 0.01 * a["AU6"]),
+            (MIDLINE_X + side * EYE_OFFSET_X * identity.eye_spacing, EYE_Y + 0.035 - 0.01 * a["AU6"]),
             (0.04, 0.008),
             _opacity(0.6 * a["AU6"]),
             canvas.shadow,
@@ -361,7 +442,7 @@ def _draw_eyes(canvas: _Canvas, identity: FaceIdentity, a: dict) -> None:
 
 def _mouth_corners(identity: FaceIdentity, a: dict) -> tuple[float, float]:
     """Half-width and vertical offset of the lip corners: AU12 pulls them up and out, AU15 down, AU23/AU24 in."""
-    half = 0.1 * identity.mouth_width * (1 + 0.22 * a["AU12"] - 0.08 * a["AU23"] - 0.15 * a["AU24"])
+    half = MOUTH_HALF_WIDTH * identity.mouth_width * (1 + 0.22 * a["AU12"] - 0.08 * a["AU23"] - 0.15 * a["AU24"])
     dy = -0.032 * a["AU12"] + 0.03 * a["AU15"]
     return half, dy
 
@@ -371,24 +452,20 @@ def _draw_nose(canvas: _Canvas, identity: FaceIdentity, a: dict) -> None:
     lift = 0.01 * a["AU10"]
     w = identity.nose_width * (1 + 0.12 * a["AU10"])
     for side in (-1, 1):
-        canvas.ellipse((0.5 + side * 0.022 * w, 0.598 - lift), (0.011 * w, 0.006), (45, 30, 30), angle=side * 15)
-        wing = _bezier(
-            (0.5 + side * 0.012 * w, 0.605 - lift),
-            (0.5 + side * 0.045 * w, 0.59 - lift),
-            (0.5 + side * 0.034 * w, 0.56 - lift),
-            8,
-        )
+        nostril = (MIDLINE_X + side * NOSTRIL[0] * w, NOSTRIL[1] - lift)
+        canvas.ellipse(nostril, (NOSTRIL_AXES[0] * w, NOSTRIL_AXES[1]), (45, 30, 30), angle=side * 15)
+        wing = _bezier(*[(MIDLINE_X + side * x * w, y - lift) for x, y in NOSE_WING], 8)
         canvas.stroke(wing, _opacity(0.7), 0.006, canvas.lines)
         half, dy = _mouth_corners(identity, a)
         fold = _bezier(
-            (0.5 + side * 0.05 * w, 0.585 - lift),
-            (0.5 + side * (half + 0.015), MOUTH_Y - 0.045 + dy / 2),
-            (0.5 + side * (half + 0.022), MOUTH_Y + 0.02 + dy),
+            (MIDLINE_X + side * NASOLABIAL_FOLD_TOP[0] * w, NASOLABIAL_FOLD_TOP[1] - lift),
+            (MIDLINE_X + side * (half + 0.015), MOUTH_Y - 0.045 + dy / 2),
+            (MIDLINE_X + side * (half + 0.022), MOUTH_Y + 0.02 + dy),
             10,
         )
         strength = max(a["AU12"], a["AU10"], 0.6 * a["AU6"])
         canvas.stroke(fold, _opacity(0.15 + 0.6 * strength), 0.007, canvas.lines)
-    canvas.ellipse((0.5, 0.575 - lift), (0.018 * w, 0.014), _opacity(0.5), canvas.light)
+    canvas.ellipse((MIDLINE_X, NOSE_TIP_Y - lift), (0.018 * w, 0.014), _opacity(0.5), canvas.light)
 
 
 def _draw_mouth(canvas: _Canvas, identity: FaceIdentity, a: dict, jaw: float) -> None:
@@ -399,18 +476,18 @@ def _draw_mouth(canvas: _Canvas, identity: FaceIdentity, a: dict, jaw: float) ->
     press = 1 - a["AU24"]
     gap = press * (0.035 * a["AU25"] + 0.012 * a["AU10"])
     s = np.linspace(-1, 1, 25)
-    x = 0.5 + s * half
+    x = MIDLINE_X + s * half
     base = MOUTH_Y + dy * s**2
     bulge = (1 - s**2) ** 0.5
     upper_inner = base - (0.35 * gap + 0.012 * a["AU10"] * press) * (1 - s**2)
     lower_inner = base + (0.65 * gap + 0.8 * jaw * max(press, 0.3)) * (1 - s**2) ** 0.7
     bow = 1 - 0.35 * np.exp(-((s / 0.12) ** 2))  # cupid's bow
-    upper_outer = upper_inner - 0.02 * thick * bulge * bow - 0.014 * a["AU10"] * (1 - s**2)
-    lower_outer = lower_inner + 0.024 * thick * bulge
+    upper_outer = upper_inner - UPPER_LIP_HEIGHT * thick * bulge * bow - 0.014 * a["AU10"] * (1 - s**2)
+    lower_outer = lower_inner + LOWER_LIP_HEIGHT * thick * bulge
     canvas.fill(np.concatenate([np.stack([x, upper_outer], 1), np.stack([x, lower_outer], 1)[::-1]]), identity.lips)
     canvas.fill(
         np.concatenate([np.stack([x, upper_outer], 1), np.stack([x, upper_inner], 1)[::-1]]),
-        _shade(identity.lips, 0.85),
+        shade(identity.lips, 0.85),
     )
     opening = np.concatenate([np.stack([x, upper_inner], 1), np.stack([x, lower_inner], 1)[::-1]])
     if np.max(lower_inner - upper_inner) > 0.003:
@@ -427,7 +504,7 @@ def _draw_mouth(canvas: _Canvas, identity: FaceIdentity, a: dict, jaw: float) ->
     else:  # closed lips: the dark line between them, heavier when pressed
         canvas.stroke(np.stack([x, (upper_inner + lower_inner) / 2], 1)[2:-2], (70, 35, 38), 0.006 + 0.004 * a["AU24"])
     for side in (-1, 1):  # corner dimples (AU24 press, AU15 pull-down lines)
-        corner = np.array([0.5 + side * half, MOUTH_Y + dy])
+        corner = np.array([MIDLINE_X + side * half, MOUTH_Y + dy])
         canvas.stroke(
             [corner + [side * 0.008, -0.012], corner + [side * 0.01, 0.012]],
             _opacity(0.6 * a["AU24"]),
@@ -440,110 +517,5 @@ def _draw_mouth(canvas: _Canvas, identity: FaceIdentity, a: dict, jaw: float) ->
             0.006,
             canvas.lines,
         )
-    canvas.ellipse((0.5, lower_outer.max() + 0.035), (0.045, 0.012), _opacity(0.3 + 0.4 * a["AU24"]), canvas.shadow)
-
-
-# ---------------------------------------------------------------------------------------------- scenes
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a face sits in a raw frame: centre of its aligned square (pixels), side length (pixels), tilt."""
-
-    cx: float
-    cy: float
-    size: float
-    angle: float  # degrees, counter-clockwise
-
-    def to_frame(self) -> np.ndarray:
-        """2x3 affine map from face units to frame pixels."""
-        c, s = np.cos(np.radians(self.angle)), np.sin(np.radians(self.angle))
-        rot = self.size * np.array([[c, s], [-s, c]])
-        return np.hstack([rot, (np.array([self.cx, self.cy]) - rot @ [0.5, 0.5])[:, None]])
-
-    def to_crop(self, crop_size: int) -> np.ndarray:
-        """2x3 affine map from frame pixels to the aligned crop: what a face aligner recovers."""
-        return crop_size * cv2.invertAffineTransform(self.to_frame())
-
-
-def random_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A room: textured wall and floor, a few framed rectangles (windows, pictures, shelves)."""
-    wall = rng.uniform(60, 210) * (1 + rng.uniform(-0.25, 0.25, 3))  # a grey with a tint
-    floor = wall * rng.uniform(0.5, 0.9)
-    horizon = int(height * rng.uniform(0.65, 0.9))
-    image = np.empty((height, width, 3), np.float32)
-    image[:horizon], image[horizon:] = wall, floor
-    coarse = rng.normal(0, rng.uniform(4, 14), (height // 24 + 2, width // 24 + 2, 1)) * [1, 1, 1]
-    coarse += rng.normal(0, 2, coarse.shape)  # blotches of shade, barely of colour
-    image += cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
-    image += rng.normal(0, 3, (height, width, 1)).astype(np.float32)  # fine texture, fixed per video
-    canvas = np.clip(image, 0, 255).astype(np.uint8)
-    for _ in range(rng.integers(1, 4)):
-        w, h = rng.integers(width // 8, width // 3), rng.integers(height // 8, height // 3)
-        x, y = rng.integers(0, width - w), rng.integers(0, horizon - h // 2)
-        colour = _rgb(rng.uniform(30, 240, 3))
-        cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), colour, -1, _AA)
-        cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), _shade(colour, 0.5), 2, _AA)
-    return canvas
-
-
-def lighting_gradient(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A linear illumination ramp in a random direction (gains around 1), applied to the whole frame."""
-    angle = rng.uniform(0, 2 * np.pi)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    ramp = ((x - width / 2) * np.cos(angle) + (y - height / 2) * np.sin(angle)) / max(width, height)
-    return (rng.uniform(0.9, 1.1) + rng.uniform(0.2, 0.5) * ramp)[..., None].astype(np.float32)
-
-
-def draw_torso(frame: np.ndarray, placement: Placement, colour) -> None:
-    """Shoulders below the face (they do not tilt with the head)."""
-    s, height = placement.size, frame.shape[0]
-    bx, by = placement.to_frame() @ [0.5, 0.9, 1.0]
-    pts = np.array(
-        [
-            [bx - 0.2 * s, by],
-            [bx + 0.2 * s, by],
-            [bx + 0.55 * s, by + 0.17 * s],
-            [bx + 0.6 * s, height],
-            [bx - 0.6 * s, height],
-            [bx - 0.55 * s, by + 0.17 * s],
-        ]
-    )
-    cv2.fillPoly(frame, [np.round(pts * (1 << _SHIFT)).astype(np.int32)], _rgb(colour), _AA, _SHIFT)
-
-
-def paste_face(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, placement: Placement) -> None:
-    """Warp an aligned rendering into the frame (premultiplied alpha, only over its bounding box)."""
-    height, width = frame.shape[:2]
-    n = rgb.shape[0]
-    affine = placement.to_frame()
-    affine[:, :2] /= n  # rendering pixels -> frame pixels
-    corners = np.array([[0, 0], [n, 0], [0, n], [n, n]]) @ affine[:, :2].T + affine[:, 2]
-    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 1, 0)
-    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [width, height])
-    if x1 <= x0 or y1 <= y0:
-        return
-    premultiplied = np.dstack([rgb.astype(np.float32) * alpha[..., None], alpha])
-    shifted = affine - [[0, 0, x0], [0, 0, y0]]
-    warped = cv2.warpAffine(premultiplied, shifted, (int(x1 - x0), int(y1 - y0)), flags=cv2.INTER_LINEAR)
-    roi = frame[y0:y1, x0:x1].astype(np.float32)
-    frame[y0:y1, x0:x1] = np.clip(roi * (1 - warped[..., 3:]) + warped[..., :3] + 0.5, 0, 255).astype(np.uint8)
-
-
-def draw_occluder(frame: np.ndarray, placement: Placement, colour) -> None:
-    """A hand over the face: why a frame has no detected face and so no aligned crop."""
-    one = 1 << _SHIFT
-    cx, cy = placement.to_frame() @ [0.45, 0.58, 1.0]
-    axes = (int(0.3 * placement.size * one), int(0.24 * placement.size * one))
-    cv2.ellipse(frame, (int(cx * one), int(cy * one)), axes, 20, 0, 360, _rgb(colour), -1, _AA, _SHIFT)
-
-
-def crop_face(frame: np.ndarray, placement: Placement, crop_size: int) -> np.ndarray:
-    """The aligned crop of a placed face, as the official crops were cut from the raw videos."""
-    return cv2.warpAffine(
-        frame,
-        placement.to_crop(crop_size),
-        (crop_size, crop_size),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    shadow_y = lower_outer.max() + LIP_SHADOW_DEPTH
+    canvas.ellipse((MIDLINE_X, shadow_y), (0.045, 0.012), _opacity(0.3 + 0.4 * a["AU24"]), canvas.shadow)
