@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import TINY_FACE_MAE
+from safetensors.torch import load_file
 from test_train import make_feature_cache, make_pretrained_face_mae, make_synthaffect, make_tmf_config
 from transformers import AutoModel
 
@@ -99,3 +101,18 @@ def check_finetune_sharding_and_checkpoints(synth, output, seen) -> None:
         "model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "random_states_1.pkl",
         "training_state.json",
     }  # fmt: skip
+
+
+def test_a_non_finite_loss_on_one_process_stops_every_process_at_the_same_step(synth, tmp_path):
+    cache = make_feature_cache(synth, tmp_path / "features")
+    video = AffWild2(synth).videos(["train"])[0]  # its clips go to one process or the other
+    tensors = load_file(cache.video_path(video))
+    cache.write_video(video, {**tensors, "mae": torch.full_like(tensors["mae"], float("nan"))})
+    arguments = ["--data", str(synth), "--features", str(cache.path), "--modalities", "mae"]
+    arguments += ["--model", str(make_tmf_config(tmp_path / "tmf-config")), "--batch_size", "2", "--save_steps", "1"]
+    result = launch_on_two_processes("tmf", [*arguments, "--output_dir", str(tmp_path / "out")])
+    assert result.returncode != 0
+    # Each process reports the same step: the one that met the NaN did not leave the other waiting or killed.
+    errors = [line for line in result.stderr.splitlines() if "non-finite loss" in line]
+    assert len(errors) == 2 and errors[0] == errors[1], result.stderr[-3000:]
+    assert errors[0].startswith("error: non-finite loss (nan) at step ")

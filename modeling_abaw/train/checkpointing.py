@@ -71,7 +71,7 @@ def load_model(
                 f"{path}: no *.safetensors weights (it holds {', '.join(other_files)}); save the model with "
                 "save_pretrained (safetensors), or keep only config.json there to train a new model from scratch"
             )
-        return model_class(config), f"New {name} of the architecture in {path}/config.json (no weights there)"
+        return model_class(config), f"New {name} of the architecture in {path / 'config.json'} (no weights there)"
     with quiet_transformers():
         try:
             model, report = model_class.from_pretrained(
