@@ -31,7 +31,7 @@ from .modeling_face_mae import FaceMAEForAffect
 from .modeling_tmf import TMFForAffect
 from .tasks import TASK_NAMES
 from .train import finetune, pretrain, tmf
-from .train.common import IndexedDataset
+from .train.transforms import IndexedDataset
 
 # FaceMAE sizes: "base" is the paper's ViT-Base/16 at 224x224; the smaller ones keep the demo within minutes on a CPU.
 MODEL_SIZES = {

@@ -58,6 +58,12 @@ def make_feature_cache(data: Path, path: Path) -> FeatureCache:
     return cache
 
 
+def make_tmf_config(path: Path) -> Path:
+    """A folder with only config.json: the tmf stage builds a new TMF of this size."""
+    TMFConfig(**TINY_TMF).save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     return make_synthaffect(tmp_path_factory.mktemp("train") / "synth")
@@ -75,10 +81,7 @@ def cache(synth, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tmf_config(tmp_path_factory):
-    """A folder with only config.json: the tmf stage builds a new TMF of this size."""
-    path = tmp_path_factory.mktemp("tmf-config")
-    TMFConfig(**TINY_TMF).save_pretrained(path)
-    return path
+    return make_tmf_config(tmp_path_factory.mktemp("tmf-config") / "config")
 
 
 @pytest.fixture(autouse=True)

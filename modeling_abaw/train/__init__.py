@@ -5,7 +5,9 @@
     python -m modeling_abaw.train.tmf ...        TMFForAffect on clips of cached per-frame features
 
 Each also runs as `accelerate launch -m modeling_abaw.train.<stage> ...` (several GPUs or nodes) and as
-`abaw train <stage> ...`. The shared loop, checkpointing and evaluation live in `common.py`.
+`abaw train <stage> ...`. They share `arguments` (their flags), `checkpointing` (the model a stage starts from,
+checkpoints, saved models), `loop` (the training loop) and, for face images, `transforms`; `labels` serves the affect
+stages (finetune, tmf). This module stays light: `abaw --help` imports it.
 """
 
 STAGES: dict[str, str] = {

@@ -15,18 +15,11 @@ from ..data import AffWild2, FrameDataset
 from ..errors import InputError
 from ..evaluation import abaw_scores, affect_predictions, gather_predictions
 from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
-from .common import (
-    AffectArguments,
-    FaceTransform,
-    class_weights,
-    label_inputs,
-    load_model,
-    make_accelerator,
-    parse_arguments,
-    run_main,
-    stage_default,
-    train,
-)
+from .arguments import AffectArguments, parse_arguments, run_main, stage_default
+from .checkpointing import load_model
+from .labels import label_inputs, loss_weights
+from .loop import make_accelerator, train
+from .transforms import FaceTransform
 
 
 @dataclass(kw_only=True)
@@ -54,7 +47,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     data = AffWild2(args.data)
     train_frames, eval_frames = data.frame_table("train", tasks), data.frame_table("validation", tasks)
-    model = load_model(FaceMAEForAffect, args.model, tasks=tasks, **class_weights(train_frames, tasks))
+    model, origin = load_model(
+        FaceMAEForAffect, args.model, args.verbose, tasks=tasks, **loss_weights(train_frames, tasks)
+    )
     config = model.config
     processor = face_image_processor(config)
     train_set = FrameDataset(
@@ -73,7 +68,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         rows = eval_set.indices[predictions.pop("index")]
         return abaw_scores(eval_frames, rows, predictions, config.smoothing_policy)
 
-    train(accelerator, args, model, train_set, eval_set, compute_loss, evaluate)
+    train(accelerator, args, model, origin, train_set, eval_set, compute_loss, evaluate)
     return 0
 
 

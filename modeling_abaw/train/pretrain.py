@@ -20,16 +20,10 @@ from torch.utils.data import Dataset
 from ..errors import InputError
 from ..evaluation import gather_predictions
 from ..modeling_face_mae import FaceMAEForPreTraining, face_image_processor
-from .common import (
-    FaceTransform,
-    TrainingArguments,
-    load_model,
-    make_accelerator,
-    parse_arguments,
-    run_main,
-    stage_default,
-    train,
-)
+from .arguments import TrainingArguments, parse_arguments, run_main, stage_default
+from .checkpointing import load_model
+from .loop import make_accelerator, train
+from .transforms import FaceTransform
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -130,7 +124,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if held_out >= len(images):
         raise InputError(f"{len(images)} images are too few to hold out {held_out} for validation")
     order = np.random.default_rng(args.seed).permutation(len(images))
-    model = load_model(FaceMAEForPreTraining, args.model)
+    model, origin = load_model(FaceMAEForPreTraining, args.model, args.verbose)
     processor = face_image_processor(model.config)
     train_set = ImageDataset(
         [images[i] for i in sorted(order[held_out:])], FaceTransform(processor, args.min_crop_scale, flip=True)
@@ -153,7 +147,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         losses = gather_predictions(accelerator, model, dataloader, forward)["loss"]
         return {"loss": float(losses.mean()), "num_samples": len(losses)}
 
-    train(accelerator, args, model, train_set, eval_set, compute_loss, evaluate)
+    train(accelerator, args, model, origin, train_set, eval_set, compute_loss, evaluate)
     return 0
 
 

@@ -18,17 +18,10 @@ from ..errors import InputError
 from ..evaluation import evaluate_clips, tmf_inputs
 from ..features import FeatureCache
 from ..modeling_tmf import TMFForAffect
-from .common import (
-    AffectArguments,
-    class_weights,
-    label_inputs,
-    load_model,
-    make_accelerator,
-    parse_arguments,
-    run_main,
-    stage_default,
-    train,
-)
+from .arguments import AffectArguments, parse_arguments, run_main, stage_default
+from .checkpointing import load_model
+from .labels import label_inputs, loss_weights
+from .loop import make_accelerator, train
 
 
 @dataclass(kw_only=True)
@@ -70,14 +63,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     missing = sorted(set(data.videos(["train", "validation"], tasks)) - set(cache.videos))
     if missing:
         raise InputError(f"{args.features}: no features for {len(missing)} video(s), e.g. {missing[0]!r}")
-    model = load_model(
+    model, origin = load_model(
         TMFForAffect,
         args.model,
+        args.verbose,
         modalities=cache.modalities,
         used_modalities=args.modality_list,
         backbones=cache.backbones,
         tasks=tasks,
-        **class_weights(train_frames, tasks),
+        **loss_weights(train_frames, tasks),
     )
     config = model.config
     train_set = ClipDataset(train_frames, cache.load_features, tasks, clip_length=config.clip_length)
@@ -90,7 +84,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     def evaluate(model, dataloader):
         return evaluate_clips(accelerator, model, dataloader, eval_set, eval_frames)
 
-    train(accelerator, args, model, train_set, eval_set, compute_loss, evaluate)
+    train(accelerator, args, model, origin, train_set, eval_set, compute_loss, evaluate)
     return 0
 
 

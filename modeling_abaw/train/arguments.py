@@ -1,0 +1,177 @@
+"""The flags of the training stages: those every stage shares, those of the affect stages, and how a stage parses
+them (command line, `--config file.yaml`) and turns a user's mistake into one line."""
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from transformers import HfArgumentParser
+
+from ..errors import InputError
+from ..tasks import validate_tasks
+
+
+def default_num_workers() -> int:
+    """DataLoader workers for this machine: one per core the process may use, up to 8 (more rarely speeds up
+    decoding small face crops); none on a single core, where a worker would only compete with training."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cores <= 1 else min(cores, 8)
+
+
+@dataclass(kw_only=True)
+class TrainingArguments:
+    """Flags shared by every stage. Each stage's dataclass adds its own flags and sets the paper's defaults."""
+
+    output_dir: str = field(metadata={"help": "Folder for checkpoints, the best and final models, logs and history."})
+    num_epochs: int = field(default=1, metadata={"help": "Training epochs; the learning-rate schedule spans them all."})
+    max_steps: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many optimizer steps (the schedule still spans --num_epochs)."},
+    )
+    batch_size: int = field(
+        default=32,
+        metadata={
+            "help": "Samples per optimizer step over all processes (the paper's batch size). Each device takes "
+            "micro-batches of batch_size / (processes x gradient_accumulation_steps)."
+        },
+    )
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate of AdamW."})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (none on biases and norms)."})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2."})
+    warmup_ratio: float = field(
+        default=0.05, metadata={"help": "Fraction of the steps with linear warm-up; cosine decay follows."}
+    )
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm; 0 disables clipping."})
+    mixed_precision: Literal["no", "fp16", "bf16"] = field(
+        default="no", metadata={"help": "Autocast precision (fp16 needs a GPU; bf16 a GPU or a recent CPU)."}
+    )
+    seed: int = field(default=42, metadata={"help": "Seed of initialisation, data order, augmentation and dropout."})
+    num_workers: int = field(
+        default_factory=default_num_workers,
+        metadata={"help": "DataLoader worker processes per training process (default: this machine's cores, up to 8)."},
+    )
+    logging_steps: int = field(default=10, metadata={"help": "Log the training loss every this many steps."})
+    eval_steps: int = field(
+        default=0, metadata={"help": "Evaluate every this many steps; 0: at the end of every epoch. Also at the end."}
+    )
+    save_steps: int = field(
+        default=0, metadata={"help": "Checkpoint every this many steps; 0: at the end of every epoch. Also at the end."}
+    )
+    save_total_limit: int = field(default=3, metadata={"help": "Checkpoints kept (the newest)."})
+    metric_for_best_model: str = field(
+        default="smoothed/score",
+        metadata={"help": "Validation metric choosing output/best; higher is better unless its name ends in 'loss'."},
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest in <output_dir>/checkpoints."}
+    )
+    report_to: str = field(default="tensorboard", metadata={"help": "Accelerate trackers: tensorboard, all, none."})
+    verbose: bool = field(
+        default=False, metadata={"help": "Print the full weight-loading report (every new and unused key)."}
+    )
+    record_process_info: bool = field(
+        default=False,
+        metadata={"help": "Debug: each process writes process_info/rank_<i>.json (samples seen, parameter checksum)."},
+    )
+
+    def __post_init__(self):
+        for name in ("num_epochs", "batch_size", "gradient_accumulation_steps", "logging_steps", "save_total_limit"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("eval_steps", "save_steps", "num_workers", "max_grad_norm", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise InputError(f"--{name} must not be negative, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError(f"--max_steps must be at least 1, got {self.max_steps}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise InputError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise InputError(f"--learning_rate must be positive, got {self.learning_rate}")
+
+    @property
+    def greater_is_better(self) -> bool:
+        return not self.metric_for_best_model.endswith("loss")
+
+
+def stage_default(name: str, value):
+    """A stage's own default for a flag of TrainingArguments, keeping the flag's help."""
+    return field(default=value, metadata=TrainingArguments.__dataclass_fields__[name].metadata)
+
+
+@dataclass(kw_only=True)
+class AffectArguments(TrainingArguments):
+    """Flags of the stages that learn the ABAW tasks from Aff-Wild2 labels (finetune, tmf)."""
+
+    data: str = field(metadata={"help": "Aff-Wild2 (or SynthAffect) folder: cropped_aligned/ and the annotations."})
+    tasks: str = field(default="au,expr,va", metadata={"help": "Comma-separated tasks to learn: au, expr, va."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.tasks = ",".join(self.task_list)
+
+    @property
+    def task_list(self) -> list[str]:
+        names = self.tasks.split(",") if isinstance(self.tasks, str) else self.tasks  # YAML may give a list
+        try:
+            return validate_tasks([name.strip() for name in names if name.strip()])
+        except ValueError as error:
+            raise InputError(f"--tasks: {error}") from None
+
+
+Arguments = TypeVar("Arguments", bound=TrainingArguments)
+
+
+def parse_arguments(
+    arguments_class: type[Arguments], argv: Sequence[str] | None = None, prog: str | None = None
+) -> Arguments:
+    """Parse a stage's flags (each as `--batch_size` or `--batch-size`); `--config file.yaml` gives values for any of
+    them, and flags on the command line win."""
+    parser = HfArgumentParser(arguments_class, prog=prog, description=arguments_class.__doc__)
+    parser.add_argument(
+        "--config", metavar="FILE.yaml", help="YAML file of flag values (keys are flag names); command-line flags win."
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    config_parser.add_argument("--config")
+    config_file = config_parser.parse_known_args(argv)[0].config
+    if config_file:
+        values = read_config_file(config_file, arguments_class)
+        parser.set_defaults(**values)
+        for action in parser._actions:  # a value from the file satisfies a required flag
+            if action.dest in values:
+                action.required = False
+    return parser.parse_args_into_dataclasses(argv)[0]
+
+
+def read_config_file(path: str, arguments_class: type) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: not a valid YAML file ({' '.join(str(error).split())})") from None
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: expected a mapping of flag names to values")
+    values = {str(name).replace("-", "_"): value for name, value in values.items()}
+    unknown = sorted(set(values) - {field.name for field in dataclasses.fields(arguments_class)})
+    if unknown:
+        raise InputError(f"{path}: unknown setting(s) {', '.join(unknown)} (see --help for the flags)")
+    return values
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """Entry point of `python -m` / `accelerate launch -m`: a user's mistake is one line on stderr and exit code 2."""
+    try:
+        sys.exit(main())
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
