@@ -6,6 +6,8 @@ known places (so detections can be checked against where faces really are). Mode
 
 import fractions
 import json
+import subprocess
+import sys
 import warnings
 
 import av
@@ -361,3 +363,17 @@ def test_tmf_checkpoint_must_name_its_backbones(tmp_path, tmf_dir):
         AffectPipeline.from_pretrained(tmp_path / "tmf", device="cpu")
     with pytest.raises(InputError, match="no-such-model"):
         AffectPipeline.from_pretrained(tmp_path / "no-such-model", device="cpu")
+
+
+def test_inference_imports_no_training_code():
+    """`modeling_abaw.inference` works where neither Accelerate nor datasets is installed, and never loads the
+    training stages."""
+    script = (
+        "import sys\n"
+        "sys.modules['accelerate'] = sys.modules['datasets'] = None  # as if not installed: importing them fails\n"
+        "import modeling_abaw.inference, modeling_abaw.inference.figures, modeling_abaw.media\n"
+        "print(sorted(name for name in sys.modules if name.startswith('modeling_abaw.train')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

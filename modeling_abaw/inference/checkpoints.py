@@ -69,9 +69,11 @@ def load_checkpoint(name: str | os.PathLike, expected: tuple[type, ...], what: s
         model = AutoModel.from_pretrained(reference, dtype=torch.float32, **options)
     except (OSError, ValueError, KeyError) as error:  # missing files, corrupt config.json, unknown model type
         if options.get("local_files_only"):
-            reason = "not in the local Hugging Face cache, and the Hub is offline (HF_HUB_OFFLINE or no network)"
-        else:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise InputError(
+                f"{what} {os.fspath(name)!r}: not a folder, and not in the local Hugging Face cache while the Hub is "
+                "offline (HF_HUB_OFFLINE=1, or no network)"
+            ) from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"{what} {os.fspath(name)!r}: cannot load it ({reason})") from error
     if not isinstance(model, expected):
         names = " or ".join(cls.__name__ for cls in expected)
