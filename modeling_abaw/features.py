@@ -36,11 +36,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from .audio import align_to_frames, load_audio_extractor, parse_audio_argument
+from .audio import align_to_frames, parse_audio_argument
 from .configuration_tmf import VISUAL_MODALITY
 from .data.affwild2 import AffWild2, find_raw_video
 from .errors import InputError
-from .inference.checkpoints import hub_options, load_checkpoint, model_reference
+from .inference.checkpoints import load_audio_backbone, load_checkpoint, model_reference
 from .io import atomic_path, write_json
 from .media import load_audio, video_frame_times
 from .modeling_face_mae import FaceMAEForAffect, face_image_processor
@@ -140,12 +140,9 @@ def extract_features(
     visual_model = model_reference(visual_model, "visual model")
     model = load_checkpoint(visual_model, (FaceMAEForAffect,), "visual model").to(device, dtype).eval()
     processor = face_image_processor(model.config)  # the preprocessing AffectPipeline applies to its crops
-    extractors = []
-    for argument in audio:
-        name, reference = parse_audio_argument(argument)
-        if reference is not None:
-            reference = model_reference(reference, f"{name} model")
-        extractors.append(load_audio_extractor(name, reference, device=device, dtype=dtype, **hub_options(reference)))
+    extractors = [
+        load_audio_backbone(*parse_audio_argument(argument), device=device, dtype=dtype) for argument in audio
+    ]
     cache = FeatureCache.create(
         output,
         modalities={VISUAL_MODALITY: model.config.hidden_size, **{e.name: e.feature_size for e in extractors}},

@@ -22,6 +22,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import get_session, validate_repo_id
 from transformers import AutoModel
 
+from ..audio import AudioFeatureExtractor, load_audio_extractor
 from ..errors import InputError
 
 # Seconds the reachability check waits for the Hub: an unreachable host usually fails at once (no DNS, refused).
@@ -79,3 +80,12 @@ def load_checkpoint(name: str | os.PathLike, expected: tuple[type, ...], what: s
         names = " or ".join(cls.__name__ for cls in expected)
         raise InputError(f"{what} {os.fspath(name)!r} is a {type(model).__name__}; a {names} checkpoint is needed")
     return model
+
+
+def load_audio_backbone(
+    name: str, model: str | os.PathLike | None, *, device="cpu", dtype=torch.float32, **options
+) -> AudioFeatureExtractor:
+    """The audio extractor of a backbone spec (`load_audio_backbone(name, **spec)`), its model taken as
+    `model_reference` takes it (None for weightless features) and loaded as `load_checkpoint` loads models."""
+    reference = None if model is None else model_reference(model, f"{name} backbone")
+    return load_audio_extractor(name, reference, device=device, dtype=dtype, **hub_options(reference), **options)

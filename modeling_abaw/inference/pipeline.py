@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..audio import AudioFeatureExtractor, align_to_frames, load_audio_extractor
+from ..audio import AudioFeatureExtractor, align_to_frames
 from ..configuration_tmf import VISUAL_MODALITY
 from ..errors import InputError
 from ..evaluation import affect_predictions, tmf_inputs
@@ -38,7 +38,7 @@ from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
 from ..modeling_tmf import TMFForAffect
 from ..smoothing import fill_missing_frames, postprocess_video, validate_smoothing_policy
 from ..tasks import SMOOTHING_FILTERS, TASKS, default_smoothing_policy
-from .checkpoints import hub_options, load_checkpoint, model_reference
+from .checkpoints import load_audio_backbone, load_checkpoint
 from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, HaarFaceDetector, crop_around_box
 
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
@@ -194,13 +194,9 @@ class AffectPipeline:
                 "in config.backbones"
             )
         visual = load_checkpoint(backbones[VISUAL_MODALITY]["model"], (FaceMAEForAffect,), "visual backbone")
-        extractors = {}
-        for name in model.config.audio_modalities:
-            options = dict(backbones[name])
-            reference = options.pop("model")
-            if reference is not None:
-                reference = model_reference(reference, f"{name} backbone")
-            extractors[name] = load_audio_extractor(name, reference, device=device, **hub_options(reference), **options)
+        extractors = {
+            name: load_audio_backbone(name, device=device, **backbones[name]) for name in model.config.audio_modalities
+        }
         return cls(model, visual.to(device, dtype), extractors, **kwargs)
 
     @property
