@@ -1,7 +1,9 @@
 """Speed, memory and bf16 accuracy of `AffectPipeline` on generated SynthAffect videos.
 
-    python benchmarks/bench_pipeline.py                        # ViT-Base throughput, ViT-Small memory (~5 min, 2 cores)
-    python benchmarks/bench_pipeline.py --model-size small     # quicker
+    python benchmarks/bench_pipeline.py                         # ViT-Base throughput, ViT-Small memory (~5 min)
+    python benchmarks/bench_pipeline.py --model-size vit-small  # quicker
+
+Model sizes are the FaceMAE presets of `modeling_abaw.presets`.
 
 Every measurement runs in a fresh subprocess, so its peak RSS (`ru_maxrss`) is its own. Each child loads the model
 (random weights: speed does not depend on them), warms up on a short clip, then times
@@ -32,10 +34,7 @@ from typing import Any
 
 import numpy as np
 
-MODEL_SIZES = {  # FaceMAEConfig overrides; "base" is the paper's ViT-Base/16 at 224x224
-    "base": {},
-    "small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
-}
+from modeling_abaw.presets import FACE_MAE_PRESETS, face_mae_preset
 
 
 def timed(function: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -114,7 +113,7 @@ def make_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
     paths = {}
     for size in {args.model_size, args.memory_model_size}:
         torch.manual_seed(0)
-        FaceMAEForAffect(FaceMAEConfig(**MODEL_SIZES[size])).save_pretrained(work / size)
+        FaceMAEForAffect(FaceMAEConfig(**face_mae_preset(size))).save_pretrained(work / size)
         paths[size] = work / size
     for name, frames in (
         ("warmup", 40),
@@ -163,11 +162,13 @@ def bf16_check(work: Path, paths: dict[str, Path], args: argparse.Namespace) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-size", choices=MODEL_SIZES, default="base", help="model of the throughput runs")
+    parser.add_argument(
+        "--model-size", choices=FACE_MAE_PRESETS, default="vit-base", help="model of the throughput runs"
+    )
     parser.add_argument(
         "--memory-model-size",
-        choices=MODEL_SIZES,
-        default="small",
+        choices=FACE_MAE_PRESETS,
+        default="vit-small",
         help="model of the short/long memory runs (the long video with ViT-Base takes minutes)",
     )
     parser.add_argument("--frames", type=int, default=150, help="frames of the short video")
@@ -215,13 +216,13 @@ def main() -> None:
                 encoder_frames=args.encoder_frames,
             )
             print(
-                f"| ViT-{size.capitalize()} | {video} ({r['frames']}) | {r['dtype']} | {r['encoder_fps']:.1f} | "
+                f"| {size} | {video} ({r['frames']}) | {r['dtype']} | {r['encoder_fps']:.1f} | "
                 f"{r['pipeline_fps']:.1f} | {r['pipeline_fps'] / r['encoder_fps']:.0%} | {r['cpu_ratio']:.0%} | "
                 f"{r['peak_rss_mb']:.0f} | {r['rss_growth_mb']:.0f} | {r['load']:.1f} |",
                 flush=True,
             )
         errors = bf16_check(work, paths, args)
-    print(f"\nbfloat16 vs float32, ViT-{args.model_size.capitalize()}, {args.error_frames} frames, no smoothing:\n")
+    print(f"\nbfloat16 vs float32, {args.model_size}, {args.error_frames} frames, no smoothing:\n")
     print("| measure | value |\n|---|---|")
     for name, value in errors.items():
         print(f"| {name} | {value if isinstance(value, str) else f'{value:.4f}'} |")

@@ -1,37 +1,36 @@
-"""Audio for the multi-modal (TMF) model: decoding, acoustic features and their alignment to video frames.
+"""Audio features for the multi-modal (TMF) model and their alignment to video frames.
 
 Conventions shared by everything here:
 
-* Audio is decoded with PyAV from any container it reads, averaged to mono and resampled to 16 kHz float32.
-* Times are seconds on the container's timeline, the one video frame pts live on: an `AudioClip` keeps the
-  time of its first sample (`start_time`), and every feature's timestamp is the *centre* of the samples it was
-  computed from (e.g. HuBERT/wav2vec2 frame k covers samples [320k, 320k + 400), so its time is
-  start_time + 0.02 k + 0.0125 s; VGGish example i is at start_time + 0.96 i + 0.4875 s).
-* A file without an audio stream (or whose stream decodes to no samples) gives an *absent* clip: an `AudioClip`
-  with an empty waveform (`clip.present` is False). Extractors turn it into absent features (0 rows), and
-  `align_to_frames` into zeros with a mask of 0, so a silent video never stops a pipeline.
+* Audio comes decoded by `modeling_abaw.media.load_audio`: mono, 16 kHz float32, on the container's timeline, the
+  one video frame timestamps live on (`media.video_frame_times`). An `AudioClip` keeps the time of its first sample
+  (`start_time`), and every feature's timestamp is the *centre* of the samples it was computed from (e.g.
+  HuBERT/wav2vec2 frame k covers samples [320k, 320k + 400), so its time is start_time + 0.02 k + 0.0125 s; VGGish
+  example i is at start_time + 0.96 i + 0.4875 s).
+* An absent clip (a file without audio) gives absent features (0 rows), and `align_to_frames` turns them into zeros
+  with a mask of 0, so a silent video never stops a pipeline.
 * Alignment rule: a video frame at time t takes the linear interpolation of the two features whose timestamps
   surround t, clamped at the ends — frames before the first feature take the first one, frames after the last
   (e.g. video longer than its audio) take the last one. This needs only the frames' own timestamps, so any frame
   rate, including variable frame rate, works.
+* Backbone specs: every extractor describes itself by `extractor.backbone`, a JSON-able dict `{"model": <Hub id or
+  folder, None for weightless features>, **options}` that `load_audio_extractor(name, **backbone)` takes back to
+  rebuild it. Feature caches and TMF configs (`config.backbones[name]`) record exactly this dict.
 """
 
 import math
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import av
 import numpy as np
 import torch
 from transformers import AutoFeatureExtractor, HubertModel, Wav2Vec2Model
 
 from .configuration_vggish import VGGishConfig
 from .errors import InputError
+from .media import SAMPLE_RATE, AudioClip
 from .modeling_vggish import VGGishModel, log_mel_spectrogram
-
-SAMPLE_RATE = 16000
 
 # Default checkpoints: the paper's acoustic features (HuBERT and wav2vec2 base, VGGish). The VGGish weights are
 # the torchvggish release converted with hub_scripts/convert_vggish_checkpoint.py.
@@ -40,33 +39,10 @@ DEFAULT_MODEL_IDS = {
     "wav2vec2": "facebook/wav2vec2-base-960h",
     "vggish": "modeling-abaw/vggish",
 }
-# Features computed without pretrained weights (usable offline, e.g. by the SynthAffect demo).
+# Features computed without pretrained weights (usable offline, e.g. by the SynthAffect demo): their spec's model is
+# None.
 WEIGHTLESS_FEATURES = ("logmel",)
-
-
-@dataclass(frozen=True)
-class AudioClip:
-    """Decoded mono audio.
-
-    Attributes:
-        waveform: (num_samples,) float32 in [-1, 1]; empty when the file has no audio (see `present`).
-        sample_rate: samples per second of `waveform`.
-        start_time: container time (seconds) of the first sample, to line features up with video frame pts.
-        path: the file it was decoded from, for messages.
-    """
-
-    waveform: np.ndarray
-    sample_rate: int = SAMPLE_RATE
-    start_time: float = 0.0
-    path: str | None = None
-
-    @property
-    def present(self) -> bool:
-        return self.waveform.size > 0
-
-    @property
-    def duration(self) -> float:
-        return self.waveform.size / self.sample_rate
+AUDIO_FEATURES = (*DEFAULT_MODEL_IDS, *WEIGHTLESS_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -88,36 +64,6 @@ class AlignedAudio(NamedTuple):
 
     values: np.ndarray
     mask: np.ndarray
-
-
-def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> AudioClip:
-    """Decode the first audio stream of a media file to mono float32 at `sample_rate`.
-
-    Channels are averaged (as VGGish's reference input code does) rather than left to FFmpeg's downmix, which
-    scales stereo by 1/sqrt(2) per channel and can leave [-1, 1]. A file without an audio stream returns an absent
-    clip (empty waveform); a missing file raises FileNotFoundError and a file PyAV cannot read raises InputError.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such media file: {path}")
-    pieces, start_time = [], None
-    try:
-        with av.open(path) as container:
-            if not container.streams.audio:
-                return AudioClip(np.zeros(0, np.float32), sample_rate, 0.0, path)
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="fltp", rate=sample_rate)
-            for frame in container.decode(stream):
-                if start_time is None:
-                    start_time = float(frame.time) if frame.time is not None else 0.0
-                pieces += [resampled.to_ndarray() for resampled in resampler.resample(frame)]
-            pieces += [resampled.to_ndarray() for resampled in resampler.resample(None)]
-    except av.error.FFmpegError as error:
-        raise InputError(f"{path}: cannot decode audio ({error})") from error
-    if not pieces:
-        return AudioClip(np.zeros(0, np.float32), sample_rate, 0.0, path)
-    waveform = np.concatenate(pieces, axis=1).mean(axis=0, dtype=np.float32)
-    return AudioClip(waveform, sample_rate, start_time, path)
 
 
 def align_to_frames(features: AudioFeatures, frame_timestamps) -> AlignedAudio:
@@ -146,16 +92,18 @@ def align_to_frames(features: AudioFeatures, frame_timestamps) -> AlignedAudio:
 
 
 class AudioFeatureExtractor(ABC):
-    """A pretrained audio encoder producing features on a regular grid of analysis windows.
+    """An audio encoder producing features on a regular grid of analysis windows.
 
     Window k covers samples [k * stride, k * stride + receptive_field) of the clip. Long clips are processed in
     chunks of `chunk_seconds` of windows, each run with `context_seconds` of extra audio on both sides (for models
     whose windows see beyond their own samples, like the SSL transformers); only the chunk's own windows are kept,
     so the stitched output has every window exactly once and continuous timestamps, and memory is bounded.
+
+    `backbone` is the extractor's spec (module docstring): `load_audio_extractor(name, **backbone)` rebuilds it.
     """
 
     name: str
-    model_id: str
+    model_id: str | None
     feature_size: int
     receptive_field: int
     stride: int
@@ -164,6 +112,11 @@ class AudioFeatureExtractor(ABC):
     def __init__(self, chunk_seconds: float = 30.0, context_seconds: float = 0.0):
         self.chunk_seconds = chunk_seconds
         self.context_seconds = context_seconds
+
+    @property
+    def backbone(self) -> dict:
+        """The spec that rebuilds this extractor: the model and the options that shape its features."""
+        return {"model": self.model_id}
 
     @abstractmethod
     def _encode(self, segment: np.ndarray) -> np.ndarray:
@@ -222,12 +175,14 @@ class SSLAudioExtractor(AudioFeatureExtractor):
         layer: int | None = None,
         chunk_seconds: float = 30.0,
         context_seconds: float = 5.0,
+        local_files_only: bool = False,
     ):
         super().__init__(chunk_seconds, context_seconds)
         self.name, self.model_id, self.device = name, model_id, torch.device(device)
-        self.model = model_class.from_pretrained(model_id, dtype=dtype).to(self.device).eval()
+        self.model = model_class.from_pretrained(model_id, dtype=dtype, local_files_only=local_files_only)
+        self.model = self.model.to(self.device).eval()
         try:
-            self.feature_extractor = AutoFeatureExtractor.from_pretrained(model_id)
+            self.feature_extractor = AutoFeatureExtractor.from_pretrained(model_id, local_files_only=local_files_only)
         except OSError:
             self.feature_extractor = None
 
@@ -240,6 +195,10 @@ class SSLAudioExtractor(AudioFeatureExtractor):
         self.feature_size = config.hidden_size
         self.stride = math.prod(config.conv_stride)
         self.receptive_field = _receptive_field(config.conv_kernel, config.conv_stride)
+
+    @property
+    def backbone(self) -> dict:
+        return {"model": self.model_id, "layer": self.layer}
 
     def _prepare(self, waveform: np.ndarray) -> np.ndarray:
         if self.feature_extractor is None:
@@ -268,16 +227,22 @@ class VGGishExtractor(AudioFeatureExtractor):
         dtype: torch.dtype = torch.float32,
         example_hop_seconds: float | None = None,
         chunk_seconds: float = 30.0,
+        local_files_only: bool = False,
     ):
         super().__init__(chunk_seconds)
         self.model_id, self.device = model_id, torch.device(device)
         overrides = {} if example_hop_seconds is None else {"example_hop_seconds": example_hop_seconds}
-        self.model = VGGishModel.from_pretrained(model_id, dtype=dtype, **overrides).to(self.device).eval()
+        self.model = VGGishModel.from_pretrained(model_id, dtype=dtype, local_files_only=local_files_only, **overrides)
+        self.model = self.model.to(self.device).eval()
         config = self.model.config
         self.sample_rate = config.sample_rate
         self.feature_size = config.embedding_size
         self.stride = config.example_hop_samples
         self.receptive_field = config.example_window_samples
+
+    @property
+    def backbone(self) -> dict:
+        return {"model": self.model_id, "example_hop_seconds": self.model.config.example_hop_seconds}
 
     @torch.inference_mode()
     def _encode(self, segment: np.ndarray) -> np.ndarray:
@@ -291,7 +256,7 @@ class LogMelExtractor(AudioFeatureExtractor):
     reach); windows never look outside their samples, so chunking is exact."""
 
     name = "logmel"
-    model_id = "vggish-log-mel"
+    model_id = None
 
     def __init__(self, chunk_seconds: float = 30.0):
         super().__init__(chunk_seconds)
@@ -313,26 +278,44 @@ def _receptive_field(kernels, strides) -> int:
     return field
 
 
+def parse_audio_argument(text: str) -> tuple[str, str | None]:
+    """The command-line form NAME or NAME:MODEL (e.g. "hubert:facebook/hubert-large-ll60k", "vggish:./vggish")
+    -> (NAME, MODEL), MODEL defaulting to `DEFAULT_MODEL_IDS[NAME]` (None for weightless features)."""
+    name, _, model = text.strip().partition(":")
+    return name, model or DEFAULT_MODEL_IDS.get(name)
+
+
 def load_audio_extractor(
-    name_or_spec: str,
+    name: str,
+    model: str | None = None,
+    *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    local_files_only: bool = False,
     **options,
 ) -> AudioFeatureExtractor:
-    """Build an extractor from "hubert", "wav2vec2" or "vggish", optionally followed by ":<Hub id or local path>"
-    (e.g. "hubert:facebook/hubert-large-ll60k"), or "logmel" (no weights). `options` go to the extractor: `layer`,
-    `chunk_seconds`, `context_seconds` for the SSL models; `example_hop_seconds`, `chunk_seconds` for VGGish;
-    `chunk_seconds` for logmel."""
-    name, _, model_id = name_or_spec.partition(":")
-    if name in WEIGHTLESS_FEATURES and not model_id:
-        return LogMelExtractor(**options)
-    if name not in DEFAULT_MODEL_IDS:
+    """Build the extractor of feature `name` ("hubert", "wav2vec2", "vggish" or the weightless "logmel") from
+    `model`, a Hub id or local folder (default: `DEFAULT_MODEL_IDS[name]`; None for logmel). `options` go to the
+    extractor: `layer`, `chunk_seconds`, `context_seconds` for the SSL models; `example_hop_seconds`,
+    `chunk_seconds` for VGGish; `chunk_seconds` for logmel. `load_audio_extractor(name, **extractor.backbone)`
+    rebuilds an extractor. A model that cannot be loaded raises InputError."""
+    if name not in AUDIO_FEATURES:
         raise InputError(
-            f"Unknown audio feature {name_or_spec!r}; choose from "
-            f"{', '.join([*DEFAULT_MODEL_IDS, *WEIGHTLESS_FEATURES])} (the pretrained ones as NAME:MODEL_ID_OR_PATH)."
+            f"unknown audio feature {name!r}; choose from {', '.join(AUDIO_FEATURES)} "
+            "(the pretrained ones optionally as NAME:MODEL_ID_OR_FOLDER)"
         )
-    model_id = model_id or DEFAULT_MODEL_IDS[name]
-    if name == "vggish":
-        return VGGishExtractor(model_id, device, dtype, **options)
-    model_class = HubertModel if name == "hubert" else Wav2Vec2Model
-    return SSLAudioExtractor(name, model_class, model_id, device, dtype, **options)
+    if name in WEIGHTLESS_FEATURES:
+        if model is not None:
+            raise InputError(f"audio feature {name!r} has no weights; it takes no model (got {model!r})")
+        return LogMelExtractor(**options)
+    model = model or DEFAULT_MODEL_IDS[name]
+    try:
+        if name == "vggish":
+            return VGGishExtractor(model, device, dtype, local_files_only=local_files_only, **options)
+        model_class = HubertModel if name == "hubert" else Wav2Vec2Model
+        return SSLAudioExtractor(name, model_class, model, device, dtype, local_files_only=local_files_only, **options)
+    except InputError:
+        raise
+    except (OSError, ValueError) as error:  # a missing or broken checkpoint, as transformers reports it
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{name} backbone {model!r}: cannot load it ({reason})") from error

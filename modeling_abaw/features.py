@@ -3,15 +3,21 @@
 A cache is a folder:
 
     features.json                 {"format": 1, "modalities": {"mae": 768, "hubert": 768, ...},
-                                   "backbones": {"mae": {"model": ...}, "hubert": {"model": ..., "layer": -1}, ...}}
+                                   "backbones": {"mae": {"model": ...}, "hubert": {"model": ..., "layer": 12}, ...}}
     videos/<video>.safetensors    one file per annotated video (Aff-Wild2 name, e.g. `12-24-1920x1080_left`)
 
 Each video file holds, for its frames 1..T in order (T = the frames of its annotation files):
     frame (T,) int32             1-based frame numbers
     has_face (T,) float32         1 where the frame has a face crop
     mae (T, D) float32            FaceMAEForAffect pooled features; frames without a face take the nearest face frame's
-    <audio> (T, D) float32        audio features aligned to the frame times (see `modeling_abaw.audio.align_to_frames`)
+    <audio> (T, D) float32        audio features aligned to the frame times (`modeling_abaw.media.video_frame_times`,
+                                  the rule `AffectPipeline` follows too; `modeling_abaw.audio.align_to_frames`)
     <audio>_mask (T,) float32     1 where audio exists (a video without an audio stream has zeros here)
+
+The backbones are canonical specs that `TMFConfig.backbones` copies and `AffectPipeline.from_pretrained` loads back
+as they are: the visual model and each audio extractor's `backbone` (`modeling_abaw.audio`), where a model is a Hub id
+or an absolute folder path (`inference.model_reference`), so a TMF checkpoint works from any working directory;
+weightless features (logmel) record `"model": null`.
 
 safetensors files are memory-mapped and self-describing (their metadata repeats the backbones), and a clip reads only
 its rows. A video file is written under a temporary name and renamed, so an interrupted extraction leaves no
@@ -23,20 +29,21 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
-from transformers import AutoImageProcessor, AutoModel
 
-from .audio import align_to_frames, load_audio, load_audio_extractor
+from .audio import align_to_frames, parse_audio_argument
 from .configuration_tmf import VISUAL_MODALITY
 from .data.affwild2 import AffWild2, find_raw_video
 from .errors import InputError
-from .io import atomic_path
+from .inference.checkpoints import load_audio_backbone, load_checkpoint, model_reference
+from .io import atomic_path, write_json
+from .media import load_audio, video_frame_times
+from .modeling_face_mae import FaceMAEForAffect, face_image_processor
 from .smoothing import fill_missing_frames
 
 CACHE_FORMAT = 1
@@ -72,8 +79,7 @@ class FeatureCache:
                 )
             return cache
         (path / "videos").mkdir(parents=True, exist_ok=True)
-        with atomic_path(path / INDEX_FILE) as temporary:
-            Path(temporary).write_text(json.dumps(index, indent=2, sort_keys=True))
+        write_json(path / INDEX_FILE, index, sort_keys=True)
         return cls(path)
 
     @property
@@ -112,23 +118,6 @@ class FeatureCache:
             return {name: file.get_slice(name)[start:stop] for name in names}
 
 
-def video_frame_times(path: str | os.PathLike, num_frames: int) -> np.ndarray:
-    """Presentation times (seconds) of the first `num_frames` frames of a video file, from its packets' timestamps
-    (no decoding); works for variable frame rates. Frames past the file's end continue at its mean frame interval."""
-    with av.open(os.fspath(path)) as container:
-        stream = container.streams.video[0]
-        times = sorted(
-            float(packet.pts * stream.time_base) for packet in container.demux(stream) if packet.pts is not None
-        )
-        rate = float(stream.average_rate or 30)
-    times = np.asarray(times[:num_frames], dtype=np.float64)
-    if len(times) < num_frames:
-        step = np.diff(times).mean() if len(times) > 1 else 1 / rate
-        last = times[-1] if len(times) else -step
-        times = np.r_[times, last + step * np.arange(1, num_frames - len(times) + 1)]
-    return times
-
-
 @torch.inference_mode()
 def extract_features(
     data: str | os.PathLike,
@@ -142,18 +131,22 @@ def extract_features(
 ) -> FeatureCache:
     """Extract the visual and frame-aligned audio features of every annotated video of an Aff-Wild2-layout dataset.
 
-    `visual_model` is a FaceMAEForAffect folder or Hub id; `audio` names audio extractors (`hubert`, `wav2vec2`,
-    `vggish`, optionally `name:model_id_or_path`). Raw videos (for the audio and the frame times) are looked up in
-    `video_dirs` (default: `<data>/videos` and `<data>`); a video without a raw file or audio stream gets absent audio.
+    `visual_model` is a FaceMAEForAffect folder or Hub id; `audio` names audio extractors in the command-line form
+    (`hubert`, `wav2vec2`, `vggish`, `logmel`, the pretrained ones optionally as `name:model_id_or_folder`). Raw
+    videos (for the audio and the frame times) are looked up in `video_dirs` (default: `<data>/videos` and
+    `<data>`); a video without a raw file or audio stream gets absent audio.
     """
     dataset = AffWild2(data)
-    model = AutoModel.from_pretrained(visual_model, dtype=dtype).to(device).eval()
-    processor = AutoImageProcessor.from_pretrained(visual_model)
-    extractors = [load_audio_extractor(spec, device=device, dtype=dtype) for spec in audio]
+    visual_model = model_reference(visual_model, "visual model")
+    model = load_checkpoint(visual_model, (FaceMAEForAffect,), "visual model").to(device, dtype).eval()
+    processor = face_image_processor(model.config)  # the preprocessing AffectPipeline applies to its crops
+    extractors = [
+        load_audio_backbone(*parse_audio_argument(argument), device=device, dtype=dtype) for argument in audio
+    ]
     cache = FeatureCache.create(
         output,
         modalities={VISUAL_MODALITY: model.config.hidden_size, **{e.name: e.feature_size for e in extractors}},
-        backbones={VISUAL_MODALITY: {"model": visual_model}, **{e.name: {"model": e.model_id} for e in extractors}},
+        backbones={VISUAL_MODALITY: {"model": visual_model}, **{e.name: e.backbone for e in extractors}},
     )
     video_dirs = [Path(d) for d in video_dirs] if video_dirs else [Path(data) / "videos", Path(data)]
     splits = sorted({split for task in ("au", "expr", "va") for split in dataset.splits(task)})

@@ -140,4 +140,4 @@ def expected_table_columns():
     from modeling_abaw.tasks import AU, EXPR, VA
 
     boxes = ["face_x", "face_y", "face_w", "face_h"]
-    return ["frame", "timestamp", "face_detected", *boxes, *AU.labels, *EXPR.labels, "expression", *VA.labels]
+    return ["frame", "timestamp", "has_face", *boxes, *AU.labels, *EXPR.labels, "expression", *VA.labels]

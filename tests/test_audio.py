@@ -2,6 +2,7 @@
 extractors on tiny locally built checkpoints."""
 
 import fractions
+from pathlib import Path
 
 import av
 import numpy as np
@@ -10,15 +11,10 @@ import torch
 from conftest import TINY_SSL_AUDIO
 from transformers import HubertModel, Wav2Vec2Config, Wav2Vec2Model
 
-from modeling_abaw.audio import (
-    AudioClip,
-    AudioFeatures,
-    align_to_frames,
-    load_audio,
-    load_audio_extractor,
-)
+from modeling_abaw.audio import AudioFeatures, align_to_frames, load_audio_extractor, parse_audio_argument
 from modeling_abaw.configuration_vggish import VGGishConfig
 from modeling_abaw.errors import InputError
+from modeling_abaw.media import AudioClip, load_audio
 from modeling_abaw.modeling_vggish import VGGishModel
 
 
@@ -136,7 +132,7 @@ def test_unreadable_files(tmp_path):
     path.write_text("this is not a video\n" * 20)
     with pytest.raises(InputError, match="notes.mp4"):
         load_audio(path)
-    with pytest.raises(FileNotFoundError, match="missing.wav"):
+    with pytest.raises(InputError, match="missing.wav"):
         load_audio(tmp_path / "missing.wav")
 
 
@@ -196,7 +192,7 @@ def reference_hidden_states(model, waveform, layer):
 
 
 def test_hubert_extractor_matches_the_model(tiny_hubert_dir):
-    extractor = load_audio_extractor(f"hubert:{tiny_hubert_dir}")
+    extractor = load_audio_extractor("hubert", tiny_hubert_dir)
     assert (extractor.name, extractor.model_id, extractor.feature_size) == ("hubert", tiny_hubert_dir, 16)
     assert extractor.feature_extractor is not None
 
@@ -209,14 +205,14 @@ def test_hubert_extractor_matches_the_model(tiny_hubert_dir):
     model = HubertModel.from_pretrained(tiny_hubert_dir).eval()
     np.testing.assert_allclose(features.values, reference_hidden_states(model, normalised, -1), atol=1e-4)
 
-    first_layer = load_audio_extractor(f"hubert:{tiny_hubert_dir}", layer=0)(clip)
+    first_layer = load_audio_extractor("hubert", tiny_hubert_dir, layer=0)(clip)
     np.testing.assert_allclose(first_layer.values, reference_hidden_states(model, normalised, 0), atol=1e-4)
     with pytest.raises(InputError, match="layer 3"):
-        load_audio_extractor(f"hubert:{tiny_hubert_dir}", layer=3)
+        load_audio_extractor("hubert", tiny_hubert_dir, layer=3)
 
 
 def test_wav2vec2_without_preprocessor_uses_raw_audio(tiny_wav2vec2):
-    extractor = load_audio_extractor(f"wav2vec2:{tiny_wav2vec2}", layer=-2)
+    extractor = load_audio_extractor("wav2vec2", tiny_wav2vec2, layer=-2)
     assert extractor.feature_extractor is None and extractor.layer == 1
     clip = noise_clip(0.3, seed=1)
     model = Wav2Vec2Model.from_pretrained(tiny_wav2vec2).eval()
@@ -227,15 +223,15 @@ def test_chunking_is_seamless(tiny_hubert_dir):
     # Layer 0 depends only on nearby samples (conv encoder with layer norm + positional conv of 8 frames), so with
     # enough context the chunked features must equal the whole-clip ones; a chunk of 0.05 s is 40 frames.
     clip = noise_clip(1.0, seed=2)
-    whole = load_audio_extractor(f"hubert:{tiny_hubert_dir}", layer=0, chunk_seconds=100)(clip)
-    chunked = load_audio_extractor(f"hubert:{tiny_hubert_dir}", layer=0, chunk_seconds=0.05, context_seconds=0.01)(clip)
+    whole = load_audio_extractor("hubert", tiny_hubert_dir, layer=0, chunk_seconds=100)(clip)
+    chunked = load_audio_extractor("hubert", tiny_hubert_dir, layer=0, chunk_seconds=0.05, context_seconds=0.01)(clip)
     np.testing.assert_array_equal(chunked.timestamps, whole.timestamps)
     np.testing.assert_allclose(chunked.values, whole.values, atol=1e-5)
     assert np.all(np.diff(chunked.timestamps) == pytest.approx(20 / 16000))
 
 
 def test_absent_and_very_short_audio(tiny_hubert_dir):
-    extractor = load_audio_extractor(f"hubert:{tiny_hubert_dir}")
+    extractor = load_audio_extractor("hubert", tiny_hubert_dir)
     absent = extractor(AudioClip(np.zeros(0, np.float32), 16000, 0.0))
     assert not absent.present and absent.values.shape == (0, 16) and absent.timestamps.shape == (0,)
     short = extractor(noise_clip(0.001))  # 16 samples, shorter than one 45-sample window: padded to one frame
@@ -255,14 +251,14 @@ def test_vggish_extractor_end_to_end(tmp_path):
     write_audio(path, rng.uniform(-0.5, 0.5, (1, 48000 * 4)), 48000, "pcm_s16le", start_seconds=0.2)
     clip = load_audio(path)
 
-    extractor = load_audio_extractor(f"vggish:{tmp_path / 'vggish'}")
+    extractor = load_audio_extractor("vggish", tmp_path / "vggish")
     features = extractor(clip)
     assert features.values.shape == (4, 8) and extractor.feature_size == 8
     np.testing.assert_allclose(features.timestamps, clip.start_time + 0.4875 + 0.96 * np.arange(4))
     # One example per chunk gives exactly the same embeddings.
-    chunked = load_audio_extractor(f"vggish:{tmp_path / 'vggish'}", chunk_seconds=0.5)(clip)
+    chunked = load_audio_extractor("vggish", tmp_path / "vggish", chunk_seconds=0.5)(clip)
     np.testing.assert_array_equal(chunked.values, features.values)
-    dense = load_audio_extractor(f"vggish:{tmp_path / 'vggish'}", example_hop_seconds=0.48)(clip)
+    dense = load_audio_extractor("vggish", tmp_path / "vggish", example_hop_seconds=0.48)(clip)
     assert len(dense.values) == 1 + (64000 - 15600) // 7680
 
     aligned = align_to_frames(features, clip.start_time + np.arange(100) / 25)
@@ -278,5 +274,34 @@ def test_logmel_extractor_is_the_vggish_front_end_on_the_frame_grid():
     features = extractor(clip)
     expected = log_mel_spectrogram(torch.from_numpy(clip.waveform), VGGishConfig()).numpy()
     np.testing.assert_allclose(features.values, expected, rtol=1e-5, atol=1e-5)  # chunking is exact
-    assert features.values.shape[1] == 64 and extractor.model_id == "vggish-log-mel"
+    assert features.values.shape[1] == 64 and extractor.backbone == {"model": None}
     np.testing.assert_allclose(features.timestamps[:2], [0.5 + 0.0125, 0.5 + 0.0225])
+
+
+def test_backbone_specs_rebuild_their_extractors(tiny_hubert_dir, tiny_vggish_dir):
+    """Defect D2: what an extractor records (`backbone`, copied into features.json and TMF configs) is what
+    `load_audio_extractor` takes back; the weightless logmel records no model."""
+    clip = noise_clip(1.0)
+    extractors = [
+        load_audio_extractor("hubert", tiny_hubert_dir, layer=1),
+        load_audio_extractor("vggish", tiny_vggish_dir, example_hop_seconds=0.48),
+        load_audio_extractor("logmel"),
+    ]
+    assert [extractor.backbone for extractor in extractors] == [
+        {"model": tiny_hubert_dir, "layer": 1},
+        {"model": tiny_vggish_dir, "example_hop_seconds": 0.48},
+        {"model": None},
+    ]
+    for extractor in extractors:
+        rebuilt = load_audio_extractor(extractor.name, **extractor.backbone)
+        np.testing.assert_array_equal(rebuilt(clip).values, extractor(clip).values)
+    with pytest.raises(InputError, match="logmel.*no weights"):
+        load_audio_extractor("logmel", "vggish-log-mel")
+    with pytest.raises(InputError, match="hubert backbone.*no-such-folder"):
+        load_audio_extractor("hubert", str(Path(tiny_hubert_dir) / "no-such-folder"))
+
+
+def test_command_line_audio_arguments():
+    assert parse_audio_argument("hubert") == ("hubert", "facebook/hubert-base-ls960")
+    assert parse_audio_argument(" vggish:./vggish ") == ("vggish", "./vggish")
+    assert parse_audio_argument("logmel") == ("logmel", None)

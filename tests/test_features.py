@@ -10,7 +10,8 @@ from modeling_abaw import TMFConfig, TMFForAffect
 from modeling_abaw.cli import main
 from modeling_abaw.data import AffWild2, ClipDataset
 from modeling_abaw.evaluation import tmf_inputs
-from modeling_abaw.features import FeatureCache, extract_features, video_frame_times
+from modeling_abaw.features import FeatureCache, extract_features
+from modeling_abaw.media import video_frame_times
 
 
 def extract(tiny_synthaffect, tiny_face_mae_affect_dir, tiny_hubert_dir, tiny_vggish_dir, output):
@@ -27,7 +28,11 @@ def test_cache_layout_and_contents(
     assert cache.videos == annotated
     assert cache.modalities == {"mae": 32, "hubert": 16, "vggish": 8}
     index = json.loads((tmp_path / "cache" / "features.json").read_text())
-    assert index["backbones"]["hubert"]["model"] == tiny_hubert_dir
+    assert index["backbones"] == {
+        "mae": {"model": tiny_face_mae_affect_dir},
+        "hubert": {"model": tiny_hubert_dir, "layer": 2},  # the last of its 2 layers
+        "vggish": {"model": tiny_vggish_dir, "example_hop_seconds": 0.96},
+    }
 
     video = annotated[0]
     table = dataset.frame_table(["train", "validation", "test"], videos=[video])

@@ -6,6 +6,8 @@ known places (so detections can be checked against where faces really are). Mode
 
 import fractions
 import json
+import subprocess
+import sys
 import warnings
 
 import av
@@ -26,9 +28,9 @@ from modeling_abaw.inference import (
     FaceTracker,
     MissingAudioWarning,
     NoFaceWarning,
-    crop_face,
-    open_media,
+    crop_around_box,
 )
+from modeling_abaw.media import open_media
 from modeling_abaw.tasks import AU, EXPR, VA
 
 TABLE_COLUMNS = expected_table_columns()
@@ -170,13 +172,13 @@ def test_tracker_searches_near_faces_between_scans():
     assert max(h * w for h, w in detector.sizes if (h, w) != (240, 320)) < 0.25 * 240 * 320
 
 
-def test_crop_face_is_a_square_around_the_box_with_replicated_borders():
+def test_crop_around_box_is_a_square_around_the_box_with_replicated_borders():
     image = np.zeros((100, 200, 3), np.uint8)
     image[:, 100:] = 255
-    crop = crop_face(image, Box(80, 30, 40, 40), size=56, crop_scale=1.4)  # 56 x 56 square, no resizing
+    crop = crop_around_box(image, Box(80, 30, 40, 40), size=56, crop_scale=1.4)  # 56 x 56 square, no resizing
     assert crop.shape == (56, 56, 3)
     assert (crop[:, :28] == 0).all() and (crop[:, 28:] == 255).all()
-    corner = crop_face(image, Box(-10, -10, 40, 40), size=28, crop_scale=1.0)  # half outside: border repeated
+    corner = crop_around_box(image, Box(-10, -10, 40, 40), size=28, crop_scale=1.0)  # half outside: border repeated
     assert corner.shape == (28, 28, 3) and (corner == 0).all()
 
 
@@ -214,7 +216,7 @@ def test_unreadable_inputs_raise_errors_naming_the_file(tmp_path, pipeline):
     for name in ("truncated.mp4", "notes.mp4", "empty.mkv", "fake.jpg", "audio.wav"):
         with pytest.raises(InputError, match=name):
             pipeline(tmp_path / name)
-    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+    with pytest.raises(InputError, match="missing.mp4"):
         pipeline(tmp_path / "missing.mp4")
 
 
@@ -229,15 +231,15 @@ def test_synthaffect_videos_faces_found_where_drawn(synth, pipeline):
     assert table["frame"].tolist() == list(range(1, 41))
     np.testing.assert_allclose(table["timestamp"], np.arange(40) / 30, atol=1e-6)
     hidden = np.isin(table["frame"], info["missing_images"]["synth_000"])  # a hand covers the face there
-    assert table["face_detected"][~hidden].mean() >= 0.9
+    assert table["has_face"][~hidden].mean() >= 0.9
     assert not np.isnan(predictions(table)).any()  # frames without a face are filled
     # The crops look like SynthAffect's own aligned crops of the same frames (~0.8 correlation; crops a quarter of
     # a face off, or 20-30% too small or large, give 0.2-0.5): the box is where the face is drawn.
     frames = [frame.image for frame in open_media(video).frames()]
     correlations = []
-    for row in table[(table["face_detected"] == 1) & ~hidden].itertuples():
+    for row in table[(table["has_face"] == 1) & ~hidden].itertuples():
         box = Box(row.face_x, row.face_y, row.face_w, row.face_h)
-        ours = crop_face(frames[row.frame - 1], box, 112).mean(axis=2)
+        ours = crop_around_box(frames[row.frame - 1], box, 112).mean(axis=2)
         theirs = np.asarray(Image.open(root / "cropped_aligned" / "synth_000" / f"{row.frame:05d}.jpg")).mean(axis=2)
         correlations.append(np.corrcoef(ours.ravel(), theirs.ravel())[0, 1])
     assert np.median(correlations) > 0.65, np.median(correlations)
@@ -271,7 +273,7 @@ def test_face_leaving_and_coming_back_is_filled_and_flagged(tmp_path, pipeline):
     finally:
         pipeline.all_faces = False
     assert set(table["face"]) == {1}  # the face that came back is the same face
-    detected = table["face_detected"].to_numpy().astype(bool)
+    detected = table["has_face"].to_numpy().astype(bool)
     assert not detected[12:22].any() and detected[:12].mean() > 0.8 and detected[22:].mean() > 0.8
     assert table.loc[~detected, "face_x"].isna().all()
     values, frames = predictions(table), np.flatnonzero(detected)
@@ -292,7 +294,7 @@ def test_video_without_any_face_gives_empty_predictions_and_a_warning(tmp_path, 
     with pytest.warns(NoFaceWarning, match="room.mp4"):
         table = pipeline(path)
     assert list(table.columns) == TABLE_COLUMNS and len(table) == 8
-    assert not table["face_detected"].any() and np.isnan(predictions(table)).all()
+    assert not table["has_face"].any() and np.isnan(predictions(table)).all()
     assert table["expression"].isna().all()
 
 
@@ -305,7 +307,7 @@ def test_images_give_one_row(tmp_path, pipeline, mode):
     path = tmp_path / f"face_{mode}.{'jpg' if mode == 'large' else 'png'}"
     Image.fromarray(image).convert("RGB" if mode == "large" else mode).save(path)
     table = pipeline(path)
-    assert len(table) == 1 and table.loc[0, "face_detected"] == 1 and table.loc[0, "timestamp"] == 0.0
+    assert len(table) == 1 and table.loc[0, "has_face"] == 1 and table.loc[0, "timestamp"] == 0.0
     assert abs(table.loc[0, "face_x"] + table.loc[0, "face_w"] / 2 - 150 * scale) < 8 * scale
     assert not np.isnan(predictions(table)).any() and table.loc[0, "expression"] in EXPR.labels
 
@@ -361,3 +363,17 @@ def test_tmf_checkpoint_must_name_its_backbones(tmp_path, tmf_dir):
         AffectPipeline.from_pretrained(tmp_path / "tmf", device="cpu")
     with pytest.raises(InputError, match="no-such-model"):
         AffectPipeline.from_pretrained(tmp_path / "no-such-model", device="cpu")
+
+
+def test_inference_imports_no_training_code():
+    """`modeling_abaw.inference` works where neither Accelerate nor datasets is installed, and never loads the
+    training stages."""
+    script = (
+        "import sys\n"
+        "sys.modules['accelerate'] = sys.modules['datasets'] = None  # as if not installed: importing them fails\n"
+        "import modeling_abaw.inference, modeling_abaw.inference.figures, modeling_abaw.media\n"
+        "print(sorted(name for name in sys.modules if name.startswith('modeling_abaw.train')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -59,7 +59,7 @@ def test_outputs_schema_and_errors(tmp_path, inputs, tiny_face_mae_affect_dir, c
 
     table = pd.read_csv(output / "synth_000.csv")
     assert list(table.columns) == COLUMNS and len(table) == 40
-    assert table["frame"].tolist() == list(range(1, 41)) and set(table["face_detected"]) <= {0, 1}
+    assert table["frame"].tolist() == list(range(1, 41)) and set(table["has_face"]) <= {0, 1}
     assert table["expression"].isin(EXPR.labels).all() and not table[list(AU.labels)].isna().any(axis=None)
     np.testing.assert_allclose(table[list(EXPR.labels)].sum(axis=1), 1, atol=1e-4)
     assert len(pd.read_csv(output / "face.csv")) == 1
@@ -130,6 +130,7 @@ def test_outputs_are_written_atomically(tmp_path, inputs, tiny_face_mae_affect_d
             tiny_face_mae_affect_dir,
             "--output",
             output,
+            "--overwrite",
             "--device",
             "cpu",
         )

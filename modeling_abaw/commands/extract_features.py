@@ -2,9 +2,9 @@
 
 import argparse
 
-import torch
-
 from ..errors import InputError
+
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def add_subcommand(subparsers) -> None:
@@ -13,7 +13,8 @@ def add_subcommand(subparsers) -> None:
         help="extract per-frame FaceMAE and audio features of a dataset into a cache",
         description="Extract, for every annotated video of a dataset in the Aff-Wild2 layout, the FaceMAEForAffect "
         "pooled features of its face crops and audio features aligned to its frames, into a resumable cache "
-        "(one safetensors file per video).",
+        "(one safetensors file per video). The cache records its backbones as TMF checkpoints will: Hub ids as "
+        "they are, folders as absolute paths.",
     )
     parser.add_argument(
         "--data", required=True, help="dataset root in the Aff-Wild2 layout (e.g. a SynthAffect folder)"
@@ -22,19 +23,22 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument(
         "--audio",
         default="",
-        help="comma-separated audio extractors: hubert, wav2vec2, vggish, each optionally "
-        "NAME:MODEL (a Hub id or folder), e.g. hubert,vggish:./vggish (default: none)",
+        help="comma-separated audio extractors: hubert, wav2vec2, vggish, each optionally NAME:MODEL (a Hub id or "
+        "folder), and logmel (no weights), e.g. hubert,vggish:./vggish (default: none)",
     )
     parser.add_argument("--output", required=True, help="cache folder (created; a re-run skips videos already done)")
     parser.add_argument("--video-dirs", nargs="*", help="folders of the raw videos (default: DATA/videos and DATA)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--batch-size", type=int, default=64, help="face crops per forward pass")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ..features import extract_features
+    from ..inference import resolve_device
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be positive, got {args.batch_size}")
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         audio=[spec.strip() for spec in args.audio.split(",") if spec.strip()],
         video_dirs=args.video_dirs,
-        device=args.device,
+        device=resolve_device(args.device),
         dtype=getattr(torch, args.dtype),
         batch_size=args.batch_size,
     )

@@ -7,11 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from ..errors import InputError
-from ..tasks import AU, EXPR, SMOOTHING_FILTERS, TASKS, VA
+from ..tasks import SMOOTHING_FILTERS, TASKS
 
 # Decimals kept in the CSV: probabilities to 1e-6, timestamps to the microsecond (boxes are already at 0.1 px).
 CSV_DECIMALS = 6
@@ -23,15 +20,22 @@ def add_subcommand(subparsers) -> None:
         help="predict action units, expression and valence/arousal for every frame of videos and images",
         description="Detect and track the main face of each video or image, predict its action units, expression "
         "and valence/arousal for every frame with a FaceMAEForAffect or TMFForAffect checkpoint, and write "
-        "OUTPUT/<name>.csv (one row per frame) and OUTPUT/<name>.png (a figure of the predictions over time). "
-        "Exit status: 0 when every input was processed, 1 when some failed (each failure is one line on stderr), "
-        "2 when nothing could run (bad model, bad option).",
+        "OUTPUT/<name>.csv (one row per frame: frame, timestamp, has_face, the face box face_x, face_y, face_w, "
+        "face_h, then the model's predictions) and OUTPUT/<name>.png (a figure of the predictions over time). "
+        "<name> is the input's file name without its extension; inputs whose names differ only by their "
+        "extension keep it (x.mp4 -> x.mp4.csv, x.jpg -> x.jpg.csv), and files of the same name from different "
+        "folders get -2, -3, ... in the order given. Results of an earlier run in OUTPUT are never replaced "
+        "unless --overwrite is given. Exit status: 0 when every input was processed, 1 when some failed (each "
+        "failure is one line on stderr), 2 when nothing could run (bad model, bad option, results already there).",
     )
     parser.add_argument(
         "inputs", nargs="+", type=Path, metavar="INPUT", help="a video, an image, or a folder of them (not recursive)"
     )
     parser.add_argument("--model", required=True, help="FaceMAEForAffect or TMFForAffect checkpoint: folder or Hub id")
     parser.add_argument("--output", type=Path, required=True, help="folder for the results (created)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace results of an earlier run in OUTPUT (default: refuse)"
+    )
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     parser.add_argument(
         "--dtype",
@@ -65,17 +69,24 @@ def add_subcommand(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, AffectPipeline
+    from ..inference import AffectPipeline
     from ..inference.figures import plot_predictions
+    from ..media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     inputs, failures = [], 0
     for path in args.inputs:
         try:
             inputs += _expand(path, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
-        except (InputError, FileNotFoundError) as error:
+        except InputError as error:
             failures += _report_failure(error)
+    inputs = list(dict.fromkeys(inputs))  # a file given twice (or also through its folder) is processed once
     if not inputs:
         return 2
+    names = output_names(inputs)
+    _refuse_earlier_results(
+        [args.output / f"{name}.{extension}" for name in names.values() for extension in ("csv", "png")],
+        args.overwrite,
+    )
     pipeline = AffectPipeline.from_pretrained(
         args.model,
         device=args.device,
@@ -86,14 +97,11 @@ def run(args: argparse.Namespace) -> int:
         face_crops=args.face_crops,
         progress=True,
     )
-    names: dict[str, Path] = {}
-    submissions: dict[str, pd.DataFrame] = {}
-    for path in inputs:
-        name = path.stem
+    if args.abaw_format:
+        _refuse_earlier_results([_abaw_file(args.output, task) for task in pipeline.tasks], args.overwrite)
+    submissions = {}
+    for path, name in names.items():
         try:
-            if name in names:
-                raise InputError(f"{path}: its results would overwrite those of {names[name]} (same name {name!r})")
-            names[name] = path
             table = _predict(pipeline, path)
             _write_csv(table, args.output / f"{name}.csv")
             plot_predictions(table, args.output / f"{name}.png", title=f"{path.name} - {args.model}")
@@ -103,12 +111,38 @@ def run(args: argparse.Namespace) -> int:
         if args.abaw_format:
             submissions[name] = table[table["face"] == 1] if "face" in table else table
     if args.abaw_format:
-        _write_abaw_files(submissions, pipeline.tasks, args.output / "abaw")
+        _write_abaw_files(submissions, pipeline.tasks, args.output)
     print(
         f"abaw predict: {len(inputs) - failures} of {len(inputs)} input(s) done, results in {args.output}",
         file=sys.stderr,
     )
     return 1 if failures else 0
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """The output name of each input, in input order (the rule `--help` states): its stem; where several inputs
+    share a stem, each of them keeps its extension; where several share a file name too (files from different
+    folders), the second and later get -2, -3, ... Names are compared case-insensitively, as some file systems do."""
+    stems = [path.stem.casefold() for path in paths]
+    names, taken = {}, set()
+    for path, stem in zip(paths, stems):
+        base = path.stem if stems.count(stem) == 1 else path.name
+        name, number = base, 2
+        while name.casefold() in taken:
+            name, number = f"{base}-{number}", number + 1
+        taken.add(name.casefold())
+        names[path] = name
+    return names
+
+
+def _refuse_earlier_results(paths: list[Path], overwrite: bool) -> None:
+    existing = [path for path in paths if path.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise InputError(
+            f"{existing[0]} already exists{more}, from an earlier run; pass --overwrite to replace it, "
+            "or choose another --output"
+        )
 
 
 def _expand(path: Path, extensions: tuple[str, ...]) -> list[Path]:
@@ -119,11 +153,11 @@ def _expand(path: Path, extensions: tuple[str, ...]) -> list[Path]:
             raise InputError(f"{path}: empty folder (no image or video files in it)")
         return found
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder")
+        raise InputError(f"{path}: no such file or folder")
     return [path]
 
 
-def _predict(pipeline, path: Path) -> pd.DataFrame:
+def _predict(pipeline, path: Path):
     """Run the pipeline, printing its warnings (e.g. no face, no audio) as one line each."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -139,30 +173,30 @@ def _report_failure(error: Exception) -> int:
     return 1
 
 
-def _write_csv(table: pd.DataFrame, path: Path) -> None:
+def _write_csv(table, path: Path) -> None:
     from ..io import atomic_path
 
     with atomic_path(path) as temporary:
         table.round(CSV_DECIMALS).to_csv(temporary, index=False)
 
 
-def _write_abaw_files(tables: dict[str, pd.DataFrame], tasks: list[str], folder: Path) -> None:
-    """One submission file per task of the model, with every input whose main face was found: AU decisions at
-    probability 0.5, the most probable expression's index, valence and arousal."""
+def _abaw_file(output: Path, task: str) -> Path:
+    return output / "abaw" / f"{TASKS[task].challenge_dir}.csv"
+
+
+def _write_abaw_files(tables: dict, tasks: list[str], output: Path) -> None:
+    """One submission file per task of the model, with every input whose main face was found: the challenge's
+    decisions of each task (`AffectTask.decisions`)."""
     from ..data.submission import write_submission
 
     found = {}
     for name, table in tables.items():
-        if table["face_detected"].any():
+        if table["has_face"].any():
             found[name] = table
         else:
             print(f"abaw predict: warning: {name} is left out of the ABAW files: no face found", file=sys.stderr)
-    decisions = {
-        AU.name: lambda table: (table[list(AU.labels)].to_numpy() >= 0.5).astype(np.int64),
-        EXPR.name: lambda table: table[list(EXPR.labels)].to_numpy().argmax(axis=1),
-        VA.name: lambda table: table[list(VA.labels)].to_numpy(),
-    }
-    for task in tasks:
-        predictions = {name: decisions[task](table) for name, table in found.items()}
-        path = folder / f"{TASKS[task].challenge_dir}.csv"
-        write_submission(path, task, predictions, {name: len(table) for name, table in found.items()})
+    num_frames = {name: len(table) for name, table in found.items()}
+    for name in tasks:
+        task = TASKS[name]
+        decisions = {video: task.decisions(table[list(task.labels)].to_numpy()) for video, table in found.items()}
+        write_submission(_abaw_file(output, name), name, decisions, num_frames)

@@ -1,24 +1,22 @@
-"""Inference on videos and images: decoding, face detection and tracking, the affect pipeline and its figure."""
+"""Inference on videos and images: face detection and tracking, checkpoint loading, the affect pipeline and its
+figure. Decoding lives in `modeling_abaw.media`. Nothing here imports the training code."""
 
-from .faces import Box, FaceDetector, FaceTrack, FaceTracker, HaarFaceDetector, crop_face
+from .checkpoints import load_checkpoint, model_reference
+from .faces import Box, FaceDetector, FaceTrack, FaceTracker, HaarFaceDetector, crop_around_box
 from .pipeline import AffectPipeline, MissingAudioWarning, NoFaceWarning, resolve_device, resolve_dtype
-from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Frame, Media, open_media
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "VIDEO_EXTENSIONS",
     "AffectPipeline",
     "Box",
     "FaceDetector",
     "FaceTrack",
     "FaceTracker",
-    "Frame",
     "HaarFaceDetector",
-    "Media",
     "MissingAudioWarning",
     "NoFaceWarning",
-    "crop_face",
-    "open_media",
+    "crop_around_box",
+    "load_checkpoint",
+    "model_reference",
     "resolve_device",
     "resolve_dtype",
 ]

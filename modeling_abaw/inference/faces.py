@@ -11,7 +11,7 @@
 - `FaceTracker.faces()` turns tracks into people: tracks sorted by prominence (the sum of their box areas: big and
   long-lived faces first); a track that never shares a frame with an earlier one continues it (a face that left the
   picture and came back, or was hidden for a while), otherwise it is another person. The first face is the main one.
-- `crop_face` cuts the square the models see: centred on the box, `crop_scale` times its side. The default 1.4
+- `crop_around_box` cuts the square the models see: centred on the box, `crop_scale` times its side. The default 1.4
   matches the aligned crops FaceMAE is trained on (measured on SynthAffect, whose `cropped_aligned` images follow
   Aff-Wild2's, the Haar box spans 0.70 +- 0.05 of the aligned crop's side, centred within 1% of it).
 """
@@ -209,7 +209,7 @@ class FaceTracker:
         return sorted(people, key=lambda person: person.prominence, reverse=True)
 
 
-def crop_face(image: np.ndarray, box: Box, size: int, crop_scale: float = CROP_SCALE) -> np.ndarray:
+def crop_around_box(image: np.ndarray, box: Box, size: int, crop_scale: float = CROP_SCALE) -> np.ndarray:
     """The square of side `crop_scale` x the box's longer side centred on the box, resized to (size, size).
 
     Parts of the square outside the image repeat the border pixels (as SynthAffect's aligned crops do).

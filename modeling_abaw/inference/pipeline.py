@@ -28,20 +28,22 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModel
 
-from ..audio import AudioClip, AudioFeatureExtractor, align_to_frames, load_audio, load_audio_extractor
+from ..audio import AudioFeatureExtractor, align_to_frames
 from ..configuration_tmf import VISUAL_MODALITY
 from ..errors import InputError
 from ..evaluation import affect_predictions, tmf_inputs
+from ..media import AudioClip, Media, load_audio, open_media
 from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
 from ..modeling_tmf import TMFForAffect
 from ..smoothing import fill_missing_frames, postprocess_video, validate_smoothing_policy
-from ..tasks import EXPR, SMOOTHING_FILTERS, TASKS, default_smoothing_policy
-from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, HaarFaceDetector, crop_face
-from .video import Media, open_media
+from ..tasks import SMOOTHING_FILTERS, TASKS, default_smoothing_policy
+from .checkpoints import load_audio_backbone, load_checkpoint
+from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, HaarFaceDetector, crop_around_box
 
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
+# The column naming the decided class of a multiclass task (EXPR, the one such task: its most probable expression).
+CLASS_COLUMN = "expression"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -83,19 +85,6 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     if dtype not in DTYPES:
         raise InputError(f"dtype {dtype!r}: choose auto, {' or '.join(DTYPES)}")
     return DTYPES[dtype]
-
-
-def _load_model(name: str | os.PathLike, expected: tuple[type, ...], what: str):
-    """A checkpoint through `AutoModel`, in float32 whatever dtype it was saved in, checked to be of `expected`."""
-    try:
-        model = AutoModel.from_pretrained(name, dtype=torch.float32)
-    except (OSError, ValueError, KeyError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{what} {str(name)!r}: cannot load it ({reason})") from error
-    if not isinstance(model, expected):
-        names = " or ".join(cls.__name__ for cls in expected)
-        raise InputError(f"{what} {str(name)!r} is a {type(model).__name__}; a {names} checkpoint is needed")
-    return model
 
 
 class AffectPipeline:
@@ -189,10 +178,11 @@ class AffectPipeline:
         **kwargs,
     ) -> AffectPipeline:
         """Load a FaceMAEForAffect or TMFForAffect checkpoint (local folder or Hub id) and, for TMF, the visual and
-        audio backbones its `config.backbones` names. `kwargs` go to the constructor."""
+        audio backbones its `config.backbones` names (specs as `abaw extract-features` records them: see
+        `modeling_abaw.audio`). `kwargs` go to the constructor. Every failure to load is an InputError."""
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
-        model = _load_model(model_name_or_path, (FaceMAEForAffect, TMFForAffect), "model")
+        model = load_checkpoint(model_name_or_path, (FaceMAEForAffect, TMFForAffect), "model")
         if not isinstance(model, TMFForAffect):
             return cls(model.to(device, dtype), **kwargs)
         model = model.to(device)
@@ -203,14 +193,10 @@ class AffectPipeline:
                 f"model {str(model_name_or_path)!r} does not name the backbone of its {missing} features "
                 "in config.backbones"
             )
-        visual = _load_model(backbones[VISUAL_MODALITY]["model"], (FaceMAEForAffect,), "visual backbone")
-        extractors = {}
-        for name in model.config.audio_modalities:
-            options = {key: value for key, value in backbones[name].items() if key != "model"}
-            try:
-                extractors[name] = load_audio_extractor(f"{name}:{backbones[name]['model']}", device, **options)
-            except OSError as error:
-                raise InputError(f"{name} backbone {backbones[name]['model']!r}: cannot load it ({error})") from error
+        visual = load_checkpoint(backbones[VISUAL_MODALITY]["model"], (FaceMAEForAffect,), "visual backbone")
+        extractors = {
+            name: load_audio_backbone(name, device=device, **backbones[name]) for name in model.config.audio_modalities
+        }
         return cls(model, visual.to(device, dtype), extractors, **kwargs)
 
     @property
@@ -224,11 +210,11 @@ class AffectPipeline:
     def __call__(self, path: str | os.PathLike) -> pd.DataFrame:
         """Predictions for one image or video: one row per frame (and per face with `all_faces`).
 
-        Columns: frame (1-based), timestamp (s), face_detected (0/1; 0 with predictions = filled from the nearest
-        frame with a face), face_x, face_y, face_w, face_h (pixels of the original frame), then per task of the
-        model: AU probabilities (AU1 ... AU26), expression probabilities (Neutral ... Other) and `expression`
-        (the most probable), valence and arousal. Without any face, predictions are NaN and a NoFaceWarning is
-        issued. Unreadable inputs raise InputError (FileNotFoundError when missing).
+        Columns: frame (1-based), timestamp (s, the frame's time by `modeling_abaw.media`'s rule), has_face (0/1;
+        0 with predictions = filled from the nearest frame with a face), face_x, face_y, face_w, face_h (pixels of
+        the original frame), then per task of the model: AU probabilities (AU1 ... AU26), expression probabilities
+        (Neutral ... Other) and `expression` (the most probable), valence and arousal. Without any face,
+        predictions are NaN and a NoFaceWarning is issued. Missing or unreadable inputs raise InputError.
         """
         media = open_media(path)
         with tqdm(total=media.num_frames, desc=media.path.name, unit="frame", disable=not self.progress) as bar:
@@ -299,7 +285,7 @@ class AffectPipeline:
                     crop = (
                         frame.image
                         if self.face_crops
-                        else crop_face(frame.image, face.boxes[index], self.image_size, self.crop_scale)
+                        else crop_around_box(frame.image, face.boxes[index], self.image_size, self.crop_scale)
                     )
                     crops.append(crop)
                     keys.append((number, index))
@@ -322,7 +308,7 @@ class AffectPipeline:
 
     def _audio(self, media: Media, times: np.ndarray) -> dict[str, np.ndarray]:
         """Each audio modality's features aligned to the frame times, with its `<name>_mask`."""
-        clip = AudioClip(np.zeros(0, np.float32)) if media.is_image else load_audio(media.path)
+        clip = AudioClip.absent() if media.is_image else load_audio(media.path)
         if not clip.present and self.audio_extractors and not media.is_image:
             warnings.warn(
                 f"{media.path}: no audio; the model's {', '.join(self.audio_extractors)} features are "
@@ -365,14 +351,14 @@ class AffectPipeline:
         columns = {
             "frame": np.arange(1, num_frames + 1),
             "timestamp": times,
-            "face_detected": (~np.isnan(boxes[:, 0])).astype(np.int64),
+            "has_face": (~np.isnan(boxes[:, 0])).astype(np.int64),
             **dict(zip(BOX_COLUMNS, np.round(boxes, 1).T)),
         }
         for name in self.tasks:
             task = TASKS[name]
             values = predictions[name] if predictions else np.full((num_frames, task.num_outputs), np.nan)
             columns.update(zip(task.labels, values.T))
-            if task is EXPR:
-                labels = np.asarray(EXPR.labels, dtype=object)[np.nan_to_num(values).argmax(axis=1)]
-                columns["expression"] = np.where(np.isnan(values).any(axis=1), None, labels)
+            if task.is_multiclass:
+                labels = np.asarray(task.labels, dtype=object)[task.decisions(np.nan_to_num(values))]
+                columns[CLASS_COLUMN] = np.where(np.isnan(values).any(axis=1), None, labels)
         return pd.DataFrame(columns)
