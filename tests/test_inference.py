@@ -19,7 +19,7 @@ from conftest import expected_table_columns
 from PIL import Image
 
 from modeling_abaw import FaceMAEForAffect, TMFConfig, TMFForAffect, face_image_processor
-from modeling_abaw.data.synth_faces import Placement, draw_face, paste_face, random_background, random_identity
+from modeling_abaw.data.synth import Placement, draw_face, paste_face, random_background, random_identity
 from modeling_abaw.errors import InputError
 from modeling_abaw.inference import (
     AffectPipeline,

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..io import atomic_path
+from ..media import VIDEO_EXTENSIONS
 from ..tasks import TASK_NAMES, TASKS, get_task, validate_tasks
 
 PathLike = str | os.PathLike
@@ -26,7 +27,6 @@ PathLike = str | os.PathLike
 # Short split names (as in `datasets`) -> folder names of the official release; SynthAffect adds "Test_Set".
 SPLIT_DIRS = {"train": "Train_Set", "validation": "Validation_Set", "test": "Test_Set"}
 IMAGE_ROOT_PATTERN = "cropped_aligned*"
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 # Videos with two annotated people: the annotations and face crops carry the suffix, the raw video does not.
 TWO_PERSON_SUFFIXES = ("_left", "_right")
 FRAME_TABLE_VERSION = 2  # bump when the frame table's content changes, to invalidate caches

@@ -19,13 +19,12 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..evaluation import gather_predictions
+from ..media import IMAGE_EXTENSIONS
 from ..modeling_face_mae import FaceMAEForPreTraining, face_image_processor
 from .arguments import TrainingArguments, parse_arguments, run_main, stage_default
 from .checkpointing import load_model
 from .loop import make_accelerator, train
 from .transforms import FaceTransform
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 @dataclass(kw_only=True)
