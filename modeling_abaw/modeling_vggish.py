@@ -181,4 +181,6 @@ class VGGishModel(VGGishPreTrainedModel):
         return VGGishOutput(embeddings=embeddings.reshape(*leading_shape, -1), timestamps=timestamps)
 
 
+VGGishModel.register_for_auto_class("AutoModel")
+
 __all__ = ["VGGishModel", "VGGishPreTrainedModel"]
