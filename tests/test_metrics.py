@@ -9,9 +9,10 @@ from modeling_abaw.metrics import (
     concordance_correlation_coefficient,
     multiclass_f1_per_class,
     multilabel_f1_per_class,
+    per_class_scores,
     regression_ccc_per_class,
 )
-from modeling_abaw.tasks import AU, EXPR, VA
+from modeling_abaw.tasks import AU, EXPR, TASKS, VA
 
 
 def random_labels(rng, num_frames=300, invalid_rate=0.2):
@@ -165,3 +166,14 @@ def test_chance_level_is_reproducible_and_near_its_expectation():
     assert chance["score"] < 1.0
     expr_keys = {"expr_f1", *(f"expr_f1/{name}" for name in EXPR.labels)}
     assert set(chance_level_metrics(labels, tasks="expr")) == {"score", *expr_keys}
+
+
+def test_metric_names_and_per_class_scores_come_from_the_registry():
+    assert METRIC_KEYS == {name: task.metric_key for name, task in TASKS.items()}
+    rng = np.random.default_rng(7)
+    labels, predictions = random_labels(rng), random_predictions(rng)
+    metrics = compute_abaw_metrics(predictions, labels)
+    for name, task in TASKS.items():
+        per_class = per_class_scores(task, predictions[name], labels[name])
+        assert per_class.shape == (task.num_outputs,)
+        assert metrics[task.metric_key] == pytest.approx(per_class.mean())
