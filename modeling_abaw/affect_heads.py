@@ -1,17 +1,19 @@
 """Per-frame affect heads and their output, shared by FaceMAEForAffect and TMFForAffect.
 
-One linear head per task: 12 AU logits, 8 expression logits, 2 valence/arousal values bounded to [-1, 1] by tanh.
-The class weights of the losses come from the model config (inverse class frequency of the training split).
+One linear head per configured task (12 AU logits, 8 expression logits, 2 valence/arousal values), each followed by
+its task's activation and trained with its task's loss (tasks.py, losses.py). The loss weights come from the model
+config (inverse class frequency of the training split).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .losses import au_loss, expr_loss, va_loss
-from .tasks import AU, EXPR, TASKS, VA
+from .losses import task_loss
+from .tasks import TASKS
 
 
 @dataclass
@@ -26,7 +28,10 @@ class AffectOutput(ModelOutput):
         va: (..., 2) valence and arousal in [-1, 1].
         features: (..., hidden_size) the per-frame feature the heads read (for FaceMAEForAffect: the pooled visual
             feature that TMF consumes).
-        hidden_states, attentions: the backbone's, when asked for.
+        hidden_states: with `output_hidden_states=True`, the input of the encoder's first layer and the output of
+            every layer, `num_hidden_layers + 1` tensors of shape (batch, tokens or frames, hidden_size).
+        attentions: with `output_attentions=True`, the attention probabilities of every encoder layer,
+            `num_hidden_layers` tensors of shape (batch, num_attention_heads, tokens or frames, tokens or frames).
     """
 
     loss: torch.FloatTensor | None = None
@@ -52,42 +57,36 @@ class AffectHeads(nn.Module):
     def forward(
         self,
         features: torch.Tensor,
-        au_labels: torch.Tensor | None = None,
-        expr_labels: torch.Tensor | None = None,
-        va_labels: torch.Tensor | None = None,
+        labels: Mapping[str, torch.Tensor | None] | None = None,
         valid_mask: torch.Tensor | None = None,
     ) -> AffectOutput:
-        """`valid_mask` (same leading shape as `features`, 1 = real frame) marks padding whose labels are ignored."""
-        outputs = {"features": features}
-        if AU.name in self.heads:
-            outputs["au_logits"] = self.heads[AU.name](features)
-        if EXPR.name in self.heads:
-            outputs["expr_logits"] = self.heads[EXPR.name](features)
-        if VA.name in self.heads:
-            outputs["va"] = torch.tanh(self.heads[VA.name](features))
+        """Per-task outputs of `features` (..., in_features), and the losses of the tasks whose labels are given.
 
-        if valid_mask is not None:
-            au_labels, expr_labels, va_labels = (
-                _mark_padding_invalid(labels, valid_mask, task.invalid_value)
-                for labels, task in ((au_labels, AU), (expr_labels, EXPR), (va_labels, VA))
-            )
-        # The loss weights live in the config (JSON), read at each call so that a changed config takes effect.
+        `labels` maps label keys (`au_labels`, `expr_labels`, `va_labels`) to labels with the official "no label"
+        markers; `valid_mask` (same leading shape as `features`, 1 = real frame) marks padding whose labels are
+        ignored.
+        """
+        labels = labels or {}
+        outputs = {"features": features}
         losses = {}
-        if au_labels is not None and "au_logits" in outputs:
-            pos_weight = torch.tensor(self.config.au_pos_weight, device=features.device)
-            losses["au_loss"] = au_loss(outputs["au_logits"], au_labels, pos_weight)
-        if expr_labels is not None and "expr_logits" in outputs:
-            class_weight = torch.tensor(self.config.expr_class_weight, device=features.device)
-            losses["expr_loss"] = expr_loss(outputs["expr_logits"], expr_labels, class_weight)
-        if va_labels is not None and "va" in outputs:
-            losses["va_loss"] = va_loss(outputs["va"], va_labels)
+        for name, head in self.heads.items():
+            task = TASKS[name]
+            output = outputs[task.output_key] = task.head_activation(head(features))
+            task_labels = labels.get(task.label_key)
+            if task_labels is None:
+                continue
+            if valid_mask is not None:
+                task_labels = _mark_padding_unlabelled(task_labels, valid_mask, task.invalid_value)
+            # The loss weights live in the config (JSON), read at each call so that a changed config takes effect.
+            weight = None
+            if task.class_weight_key is not None:
+                weight = torch.tensor(getattr(self.config, task.class_weight_key), device=features.device)
+            losses[task.loss_key] = task_loss(task, output, task_labels, weight)
         if losses:
             outputs.update(losses, loss=sum(losses.values()))
         return AffectOutput(**outputs)
 
 
-def _mark_padding_invalid(labels, valid_mask, invalid_value):
-    if labels is None:
-        return None
+def _mark_padding_unlabelled(labels, valid_mask, invalid_value):
     mask = valid_mask.bool().reshape(valid_mask.shape + (1,) * (labels.dim() - valid_mask.dim()))
     return torch.where(mask, labels, torch.full_like(labels, invalid_value))

@@ -3,7 +3,7 @@ post-processing. A flat module so Hub remote code can import it beside the confi
 
 from dataclasses import dataclass
 
-from .tasks import AU, EXPR, TASKS, default_smoothing_policy, validate_tasks
+from .tasks import TASKS, default_smoothing_policy, task_label_names, validate_tasks
 
 
 @dataclass(kw_only=True)
@@ -21,7 +21,9 @@ class AffectConfigMixin:
         Temporal post-processing per task applied at inference (see `modeling_abaw.smoothing`). Defaults to the
         paper's gaussian filters, for every task (so that changing `tasks` never leaves one without a policy).
 
-    `label_names` (a property) gives the output names of each task, from the task registry.
+    `id2label` / `label2id` (and so `num_labels`) always follow `tasks`: the output names of the tasks concatenated
+    in output order (AU1..AU26, Neutral..Other, valence, arousal), which the Hub widget and `pipeline()` read.
+    `label_names` (a property) gives them per task.
     """
 
     tasks: list[str] | None = None
@@ -31,9 +33,33 @@ class AffectConfigMixin:
 
     def _init_affect_fields(self) -> None:
         self.tasks = validate_tasks(self.tasks if self.tasks is not None else list(TASKS))
-        self.au_pos_weight = _weights_or_ones(self.au_pos_weight, AU.num_outputs, "au_pos_weight")
-        self.expr_class_weight = _weights_or_ones(self.expr_class_weight, EXPR.num_outputs, "expr_class_weight")
+        for task in TASKS.values():
+            if task.class_weight_key is not None:
+                weights = getattr(self, task.class_weight_key)
+                setattr(self, task.class_weight_key, _weights_or_ones(weights, task.num_outputs, task.class_weight_key))
         self.smoothing_policy = {**default_smoothing_policy(), **(self.smoothing_policy or {})}
+
+    def __setattr__(self, key, value):
+        # `tasks` decides the outputs, so setting it (at init, on reload, or later) also sets the label maps.
+        # Before `_init_affect_fields` (while the dataclass assigns its defaults) it may still be None.
+        if key == "tasks" and value is not None:
+            value = validate_tasks(value)
+            labels = task_label_names(value)
+            super().__setattr__("id2label", dict(enumerate(labels)))
+            super().__setattr__("label2id", {label: index for index, label in enumerate(labels)})
+        super().__setattr__(key, value)
+
+    @property
+    def num_labels(self) -> int:
+        return len(task_label_names(self.tasks)) if self.tasks is not None else len(self.id2label or {})
+
+    @num_labels.setter
+    def num_labels(self, num_labels: int) -> None:
+        if self.tasks is not None and num_labels != self.num_labels:
+            raise ValueError(
+                f"num_labels={num_labels} does not fit the tasks {self.tasks}, which have {self.num_labels} outputs; "
+                "set `tasks` instead (the labels follow it)."
+            )
 
     @property
     def label_names(self) -> dict[str, list[str]]:

@@ -35,3 +35,7 @@ class FaceMAEPreTrainingConfig(FaceMAEConfig):
     """The same configuration under its own model type, so the Auto classes map it to `FaceMAEForPreTraining`."""
 
     model_type = "face_mae_pretraining"
+
+
+FaceMAEConfig.register_for_auto_class()
+FaceMAEPreTrainingConfig.register_for_auto_class()

@@ -74,3 +74,6 @@ class TMFConfig(AffectConfigMixin, PreTrainedConfig):
     @property
     def audio_modalities(self) -> list[str]:
         return [name for name in self.used_modalities if name != VISUAL_MODALITY]
+
+
+TMFConfig.register_for_auto_class()

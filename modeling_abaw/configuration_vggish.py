@@ -117,4 +117,6 @@ class VGGishConfig(PreTrainedConfig):
         return self.example_hop_frames * self.stft_hop_samples
 
 
+VGGishConfig.register_for_auto_class()
+
 __all__ = ["VGGishConfig"]

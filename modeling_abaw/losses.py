@@ -1,40 +1,45 @@
 """The paper's training losses (Sec. 3.1, Eq. 1-3), shared by every affect model of the package.
 
-Each loss ignores the official "no label" marker per element (AU -1 per AU, EXPR -1, VA -5 per dimension), so a
-batch where only some frames (or some AUs) are labelled still trains. A batch with no valid label for a task gives a
-zero loss that stays connected to the graph, so every process of a distributed run reaches the same backward.
+One loss per task kind, chosen by `task_loss`: weighted binary cross-entropy for multilabel tasks (AU), weighted
+cross-entropy for multiclass tasks (EXPR), 1 - CCC per dimension for regression (VA). Each ignores the task's "no
+label" marker per element (`AffectTask.is_labelled`), so a batch where only some frames (or some AUs) are labelled
+still trains. A batch with no valid label for a task gives a zero loss that stays connected to the graph, so every
+process of a distributed run reaches the same backward.
 """
 
 import torch
 import torch.nn.functional as F
 
-from .tasks import AU, EXPR, VA
+from .tasks import AffectTask
 
 
 def _zero_like(prediction: torch.Tensor) -> torch.Tensor:
     return prediction.sum() * 0.0
 
 
-def au_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 1: binary cross-entropy over the 12 AUs, positives weighted per AU (`pos_weight`, inverse frequency).
-
-    Averaged over the valid (AU, frame) elements. `logits` and `labels` are (..., 12).
-    """
-    valid = labels != AU.invalid_value
-    if not valid.any():
+def multilabel_loss(
+    task: AffectTask, logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Eq. 1: binary cross-entropy over the task's outputs, positives weighted per output (`pos_weight`, inverse
+    frequency). Averaged over the labelled (output, frame) elements. `logits` and `labels` are (..., num_outputs)."""
+    labelled = task.is_labelled(labels)
+    if not labelled.any():
         return _zero_like(logits)
     per_element = F.binary_cross_entropy_with_logits(
         logits.float(), labels.float().clamp(min=0), pos_weight=pos_weight, reduction="none"
     )
-    return per_element[valid].mean()
+    return per_element[labelled].mean()
 
 
-def expr_loss(logits: torch.Tensor, labels: torch.Tensor, class_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 2: class-weighted cross-entropy over the 8 expressions (torch's weighted mean over valid frames)."""
+def multiclass_loss(
+    task: AffectTask, logits: torch.Tensor, labels: torch.Tensor, class_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Eq. 2: class-weighted cross-entropy (torch's weighted mean over the labelled frames). `logits` are
+    (..., num_classes), `labels` (...) class indices."""
     logits, labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1).long()
-    if not (labels != EXPR.invalid_value).any():
+    if not task.is_labelled(labels).any():
         return _zero_like(logits)
-    return F.cross_entropy(logits.float(), labels, weight=class_weight, ignore_index=int(EXPR.invalid_value))
+    return F.cross_entropy(logits.float(), labels, weight=class_weight, ignore_index=int(task.invalid_value))
 
 
 def concordance_correlation_coefficient(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -47,13 +52,30 @@ def concordance_correlation_coefficient(prediction: torch.Tensor, target: torch.
     return 2 * covariance / denominator.clamp(min=torch.finfo(torch.float32).eps)
 
 
-def va_loss(prediction: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Eq. 3: (1 - CCC(valence)) + (1 - CCC(arousal)), each over its valid frames. Inputs are (..., 2)."""
-    prediction, labels = prediction.reshape(-1, 2), labels.reshape(-1, 2)
+def regression_loss(task: AffectTask, prediction: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: the sum over dimensions (valence, arousal) of 1 - CCC, each over its labelled frames. Inputs are
+    (..., num_outputs)."""
+    prediction, labels = prediction.reshape(-1, task.num_outputs), labels.reshape(-1, task.num_outputs)
+    labelled = task.is_labelled(labels)
     loss = _zero_like(prediction)
-    for dim in range(2):
-        valid = labels[:, dim] != VA.invalid_value
+    for dim in range(task.num_outputs):
         # CCC needs at least two frames to have a variance.
-        if valid.sum() >= 2:
+        if labelled[:, dim].sum() >= 2:
+            valid = labelled[:, dim]
             loss = loss + 1 - concordance_correlation_coefficient(prediction[valid, dim], labels[valid, dim])
     return loss
+
+
+def task_loss(
+    task: AffectTask, output: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The loss of `task` for its model output and labels; `weight` is the task's per-output weights
+    (`task.class_weight_key` of the config), None for regression.
+
+    The one dispatch on the task kind outside the registry: the losses need torch, which tasks.py cannot import.
+    """
+    if task.is_regression:
+        return regression_loss(task, output, labels)
+    if task.is_multiclass:
+        return multiclass_loss(task, output, labels, weight)
+    return multilabel_loss(task, output, labels, weight)

@@ -28,10 +28,10 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .tasks import AU, EXPR, TASK_NAMES, VA, AffectTask, get_task, validate_tasks
+from .tasks import TASK_NAMES, TASKS, AffectTask, get_task, validate_tasks
 
 # Name of each task's challenge metric, the prefix of its keys in `compute_abaw_metrics`.
-METRIC_KEYS: dict[str, str] = {AU.name: "au_f1", EXPR.name: "expr_f1", VA.name: "va_ccc"}
+METRIC_KEYS: dict[str, str] = {name: task.metric_key for name, task in TASKS.items()}
 
 
 def _f1_from_counts(true_positives, false_positives, false_negatives) -> np.ndarray:
@@ -58,50 +58,58 @@ def _as_predictions(predictions, task: AffectTask) -> np.ndarray:
     return predictions
 
 
-def au_f1_per_class(probabilities, labels, threshold: float = 0.5) -> np.ndarray:
-    """Binary F1 of each AU, shape (12,), in `AU.labels` order.
+def _check_labels(labels, task: AffectTask) -> np.ndarray:
+    """`labels` as an array of the task's label shape whose labelled entries hold valid values."""
+    labels = np.asarray(labels)
+    what = f"{task.name.upper()} labels"
+    _check_shape(labels, task.label_shape(len(labels)), what)
+    lowest, highest, integral = task.valid_label_values
+    if integral:
+        _check_values(labels[task.is_labelled(labels)], range(int(lowest), int(highest) + 1), what)
+    return labels
+
+
+def multilabel_f1_per_class(task: AffectTask, probabilities, labels, threshold: float | None = None) -> np.ndarray:
+    """Binary F1 of each output of a multilabel task (AU: shape (12,), in `AU.labels` order).
 
     Args:
-        probabilities: (N, 12) probabilities (or 0/1 decisions); an AU is predicted present when >= `threshold`.
-        labels: (N, 12) with 0, 1 or the marker -1, which drops that AU of that frame only.
+        probabilities: (N, num_outputs) probabilities (or 0/1 decisions); an output is predicted present when
+            >= `threshold` (default: the task's, the challenge's 0.5).
+        labels: (N, num_outputs) with 0, 1 or the "no label" marker, which drops that output of that frame only.
     """
-    probabilities, labels = _as_predictions(probabilities, AU), np.asarray(labels)
-    _check_shape(labels, (len(labels), AU.num_outputs), "AU labels")
-    _check_shape(probabilities, labels.shape, "AU predictions")
-    valid = labels != AU.invalid_value
-    _check_values(labels[valid], (0, 1), "AU labels")
-    predicted = (probabilities >= threshold) & valid
+    probabilities, labels = _as_predictions(probabilities, task), _check_labels(labels, task)
+    _check_shape(probabilities, labels.shape, f"{task.name.upper()} predictions")
+    labelled = task.is_labelled(labels)
+    threshold = task.threshold if threshold is None else threshold
+    predicted = (probabilities >= threshold) & labelled
     present = labels == 1
-    return _f1_from_counts(
-        (predicted & present).sum(0), (predicted & ~present).sum(0), (~predicted & present).sum(0)
-    )
+    return _f1_from_counts((predicted & present).sum(0), (predicted & ~present).sum(0), (~predicted & present).sum(0))
 
 
-def expr_f1_per_class(predictions, labels) -> np.ndarray:
-    """F1 of each expression class, shape (8,), in `EXPR.labels` order.
+def multiclass_f1_per_class(task: AffectTask, predictions, labels) -> np.ndarray:
+    """F1 of each class of a multiclass task (EXPR: shape (8,), in `EXPR.labels` order).
 
     Equals scikit-learn's `f1_score(labels, predictions, labels=range(8), average=None, zero_division=0)` on the
-    valid frames; its mean is the challenge's macro F1.
+    labelled frames; its mean is the challenge's macro F1.
 
     Args:
-        predictions: (N, 8) class probabilities or logits (the argmax is taken), or (N,) class indices.
-        labels: (N,) class indices, or the marker -1 for frames without a label.
+        predictions: (N, num_classes) class probabilities or logits (the task's decision, the argmax, is taken),
+            or (N,) class indices.
+        labels: (N,) class indices, or the "no label" marker for frames without a label.
     """
-    predictions, labels = _as_predictions(predictions, EXPR), np.asarray(labels)
-    _check_shape(labels, (len(labels),), "Expression labels")
+    predictions, labels = _as_predictions(predictions, task), _check_labels(labels, task)
+    num_classes = task.num_outputs
     if predictions.ndim == 2:
-        _check_shape(predictions, (len(labels), EXPR.num_outputs), "Expression probabilities")
-        predictions = predictions.argmax(axis=1)
-    _check_shape(predictions, labels.shape, "Expression predictions")
-    classes = range(EXPR.num_outputs)
-    valid = labels != EXPR.invalid_value
-    _check_values(labels[valid], classes, "Expression labels")
-    _check_values(predictions, classes, "Expression predictions")
+        _check_shape(predictions, (len(labels), num_classes), f"{task.name.upper()} probabilities")
+        predictions = task.decisions(predictions)
+    _check_shape(predictions, labels.shape, f"{task.name.upper()} predictions")
+    _check_values(predictions, range(num_classes), f"{task.name.upper()} predictions")
+    labelled = task.is_labelled(labels)
     # Confusion matrix, rows = true class, columns = predicted class.
     confusion = np.bincount(
-        labels[valid].astype(np.int64) * EXPR.num_outputs + predictions[valid].astype(np.int64),
-        minlength=EXPR.num_outputs**2,
-    ).reshape(EXPR.num_outputs, EXPR.num_outputs)
+        labels[labelled].astype(np.int64) * num_classes + predictions[labelled].astype(np.int64),
+        minlength=num_classes**2,
+    ).reshape(num_classes, num_classes)
     true_positives = np.diag(confusion)
     return _f1_from_counts(true_positives, confusion.sum(0) - true_positives, confusion.sum(1) - true_positives)
 
@@ -130,15 +138,31 @@ def concordance_correlation_coefficient(predictions, labels) -> float:
     return float(np.clip(2 * covariance / denominator, -1.0, 1.0)) if denominator > 0 else 0.0
 
 
-def va_ccc_per_class(predictions, labels) -> np.ndarray:
-    """CCC of valence and of arousal, shape (2,); a label of -5 drops that dimension of that frame only."""
-    predictions, labels = _as_predictions(predictions, VA), np.asarray(labels)
-    _check_shape(labels, (len(labels), VA.num_outputs), "VA labels")
-    _check_shape(predictions, labels.shape, "VA predictions")
-    valid = labels != VA.invalid_value
+def regression_ccc_per_class(task: AffectTask, predictions, labels) -> np.ndarray:
+    """CCC of each dimension of a regression task (VA: valence, arousal); the "no label" marker drops that dimension
+    of that frame only."""
+    predictions, labels = _as_predictions(predictions, task), _check_labels(labels, task)
+    _check_shape(predictions, labels.shape, f"{task.name.upper()} predictions")
+    labelled = task.is_labelled(labels)
     return np.array(
-        [concordance_correlation_coefficient(predictions[valid[:, d], d], labels[valid[:, d], d]) for d in range(2)]
+        [
+            concordance_correlation_coefficient(predictions[labelled[:, d], d], labels[labelled[:, d], d])
+            for d in range(task.num_outputs)
+        ]
     )
+
+
+def per_class_scores(task: AffectTask, predictions, labels) -> np.ndarray:
+    """The challenge metric of `task` per output (F1 per AU or per expression, CCC per VA dimension); its mean is
+    the task's score.
+
+    The one dispatch on the task kind outside the registry: the metrics need numpy, which tasks.py cannot import.
+    """
+    if task.is_regression:
+        return regression_ccc_per_class(task, predictions, labels)
+    if task.is_multiclass:
+        return multiclass_f1_per_class(task, predictions, labels)
+    return multilabel_f1_per_class(task, predictions, labels)
 
 
 def _resolve_tasks(predictions: Mapping, labels: Mapping, tasks) -> list[str]:
@@ -158,9 +182,7 @@ def _resolve_tasks(predictions: Mapping, labels: Mapping, tasks) -> list[str]:
     return tasks
 
 
-def compute_abaw_metrics(
-    predictions: Mapping, labels: Mapping, tasks=None, au_threshold: float = 0.5
-) -> dict[str, float]:
+def compute_abaw_metrics(predictions: Mapping, labels: Mapping, tasks=None) -> dict[str, float]:
     """Challenge metrics of every task, their per-class values and the multi-task score.
 
     Args:
@@ -168,7 +190,6 @@ def compute_abaw_metrics(
             "va" (N, 2) values. Other keys are ignored.
         labels: task -> array in the official format: "au" (N, 12), "expr" (N,), "va" (N, 2), with "no label" markers.
         tasks: the tasks to score; default every task present in both dicts.
-        au_threshold: an AU is predicted present when its probability is >= this.
 
     Returns:
         Flat floats keyed as described in the module docstring; a task without any valid label is left out.
@@ -177,18 +198,12 @@ def compute_abaw_metrics(
     score = 0.0
     for name in _resolve_tasks(predictions, labels, tasks):
         task = get_task(name)
-        if name == AU.name:
-            per_class = au_f1_per_class(predictions[name], labels[name], au_threshold)
-        elif name == EXPR.name:
-            per_class = expr_f1_per_class(predictions[name], labels[name])
-        else:
-            per_class = va_ccc_per_class(predictions[name], labels[name])
-        if not np.any(np.asarray(labels[name]) != task.invalid_value):
+        per_class = per_class_scores(task, predictions[name], labels[name])
+        if not np.any(task.is_labelled(np.asarray(labels[name]))):
             continue
-        key = METRIC_KEYS[name]
-        metrics[key] = float(per_class.mean())
-        metrics.update({f"{key}/{label}": float(value) for label, value in zip(task.labels, per_class)})
-        score += metrics[key]
+        metrics[task.metric_key] = float(per_class.mean())
+        metrics.update({f"{task.metric_key}/{label}": float(value) for label, value in zip(task.labels, per_class)})
+        score += metrics[task.metric_key]
     metrics["score"] = score
     return metrics
 
@@ -196,11 +211,11 @@ def compute_abaw_metrics(
 def chance_level_metrics(labels: Mapping, tasks=None, seed: int = 0) -> dict[str, float]:
     """`compute_abaw_metrics` of label-blind random baselines on `labels`: the "chance level" of a report.
 
-    - AU: each AU is predicted present at random, with probability equal to its positive rate in `labels`
-      (its expected F1 is about that rate). Predicting every AU present would score higher, but that is a tuned
-      decision rule, not chance.
-    - EXPR: a class drawn uniformly at random for each frame.
-    - VA: the constant mean of the valid labels, whose CCC is 0 by definition.
+    - Multilabel (AU): each output is predicted present at random, with probability equal to its positive rate in
+      `labels` (its expected F1 is about that rate). Predicting every AU present would score higher, but that is a
+      tuned decision rule, not chance.
+    - Multiclass (EXPR): a class drawn uniformly at random for each frame.
+    - Regression (VA): the constant mean of the valid labels, whose CCC is 0 by definition.
 
     Draws come from `numpy.random.default_rng(seed)`, so the numbers are reproducible.
     """
@@ -209,14 +224,15 @@ def chance_level_metrics(labels: Mapping, tasks=None, seed: int = 0) -> dict[str
     predictions = {}
     for name in tasks:
         task, task_labels = get_task(name), np.asarray(labels[name])
-        valid = task_labels != task.invalid_value
-        if name == EXPR.name:
+        # Chance levels are kind-specific draws (numpy), the same exception to the registry rule as the metrics.
+        if task.is_multiclass:
             predictions[name] = rng.integers(0, task.num_outputs, size=len(task_labels))
             continue
         # Per-column mean of the valid labels: the AU positive rate, or the VA mean (0 for a column without labels).
-        column_mean = np.where(valid, task_labels, 0).sum(0) / np.maximum(valid.sum(0), 1)
-        if name == AU.name:
-            predictions[name] = (rng.random(task_labels.shape) < column_mean).astype(np.float64)
-        else:
+        labelled = task.is_labelled(task_labels)
+        column_mean = np.where(labelled, task_labels, 0).sum(0) / np.maximum(labelled.sum(0), 1)
+        if task.is_regression:
             predictions[name] = np.broadcast_to(column_mean, task_labels.shape)
+        else:
+            predictions[name] = (rng.random(task_labels.shape) < column_mean).astype(np.float64)
     return compute_abaw_metrics(predictions, labels, tasks)

@@ -16,6 +16,7 @@ from transformers.models.vit_mae.modeling_vit_mae import (
     ViTMAELayer,
     ViTMAEPreTrainedModel,
 )
+from transformers.utils.output_capturing import capture_outputs
 
 from .affect_heads import AffectHeads, AffectOutput
 from .configuration_face_mae import IMAGENET_MEAN, IMAGENET_STD, FaceMAEConfig, FaceMAEPreTrainingConfig
@@ -62,7 +63,7 @@ class FaceMAEEncoder(nn.Module):
         self.embeddings = ViTMAEEmbeddings(config)
         self.layers = nn.ModuleList([ViTMAELayer(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False, output_hidden_states=False):
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         embeddings = self.embeddings
         height, width = pixel_values.shape[-2:]
         patches = embeddings.patch_embeddings(pixel_values.to(embeddings.patch_embeddings.projection.weight.dtype))
@@ -78,13 +79,9 @@ class FaceMAEEncoder(nn.Module):
             position_embeddings = embeddings.position_embeddings
         cls_tokens = (embeddings.cls_token + position_embeddings[:, :1]).expand(patches.shape[0], -1, -1)
         hidden_states = torch.cat([cls_tokens, patches + position_embeddings[:, 1:]], dim=1)
-
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
         for layer in self.layers:
             hidden_states = layer(hidden_states, None)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-        return hidden_states, all_hidden_states
+        return hidden_states
 
 
 # transformers stores ViT-MAE weights under their original names (`vit.encoder.layer.N.attention.attention.query`)
@@ -105,6 +102,11 @@ class FaceMAEForAffect(FaceMAEPreTrainedModel):
         self.affect_heads = AffectHeads(config, in_features=config.hidden_size)
         self.post_init()
 
+    # The hidden states (every ViTMAELayer's input and output) and attention probabilities (every ViTMAEAttention's)
+    # are recorded by transformers' hooks, as in ViTMAEModel (`_can_record_outputs` of ViTMAEPreTrainedModel), which
+    # also turns the output into a tuple for `return_dict=False`. The hidden states stop before `fc_norm`, as
+    # ViTMAE's stop before its final layer norm.
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -112,17 +114,36 @@ class FaceMAEForAffect(FaceMAEPreTrainedModel):
         expr_labels: torch.Tensor | None = None,
         va_labels: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
-        output_hidden_states: bool = False,
-        **kwargs,
+        *,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> AffectOutput:
         r"""
         pixel_values (`torch.Tensor` of shape `(batch_size, 3, image_size, image_size)`): normalised face crops.
         au_labels (`(batch_size, 12)`), expr_labels (`(batch_size,)`), va_labels (`(batch_size, 2)`), *optional*:
             labels with the official "no label" markers (AU -1, EXPR -1, VA -5), which the losses ignore.
+        interpolate_pos_encoding (`bool`, defaults to `False`): interpolate the position embeddings to another
+            input size.
+        output_attentions, output_hidden_states (`bool`, *optional*, default from the config): also return the
+            encoder's attention probabilities / hidden states (read by `capture_outputs`). Attention probabilities
+            need the eager attention (`attn_implementation="eager"`).
+        return_dict (`bool`, *optional*, default from the config): `False` returns a tuple of the outputs that are
+            not None.
         """
-        hidden_states, all_hidden_states = self.vit(
-            pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, output_hidden_states=output_hidden_states
-        )
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        if output_attentions and self.config._attn_implementation != "eager":
+            # SDPA and flash attention never form the probabilities: say so rather than return an empty tuple.
+            raise ValueError(
+                f"output_attentions=True needs the eager attention, but this model uses "
+                f"{self.config._attn_implementation!r}; load it with attn_implementation='eager' or call "
+                "model.set_attn_implementation('eager')."
+            )
+        hidden_states = self.vit(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
         features = self.fc_norm(hidden_states[:, 1:].mean(dim=1))
-        outputs = self.affect_heads(features, au_labels=au_labels, expr_labels=expr_labels, va_labels=va_labels)
-        return AffectOutput(**outputs, hidden_states=all_hidden_states)
+        labels = {"au_labels": au_labels, "expr_labels": expr_labels, "va_labels": va_labels}
+        return self.affect_heads(features, labels)
+
+
+FaceMAEForPreTraining.register_for_auto_class("AutoModel")
+FaceMAEForAffect.register_for_auto_class("AutoModel")

@@ -9,9 +9,70 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.utils.generic import can_return_tuple
 
 from .affect_heads import AffectHeads, AffectOutput
 from .configuration_tmf import TMFConfig
+
+
+class TMFEncoder(nn.Module):
+    """The fusion transformer: pre-norm encoder layers (torch's `nn.TransformerEncoderLayer`) over a clip's frames.
+
+    Run layer by layer, as `nn.TransformerEncoder` runs them without nested tensors, so that the hidden states
+    between layers can be returned. torch's layers compute attention without its probabilities; when they are asked
+    for, each layer's attention is called for them (`need_weights`) through hooks that live for that call only, so
+    the layers and their weights stay torch's (hooks only turn off torch's fused inference path for that call).
+    """
+
+    def __init__(self, config: TMFConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                config.hidden_size,
+                config.num_attention_heads,
+                config.intermediate_size,
+                dropout=config.dropout,
+                activation="gelu",
+                layer_norm_eps=config.layer_norm_eps,
+                batch_first=True,
+                norm_first=True,
+            )
+            for _ in range(config.num_hidden_layers)
+        )
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        padding: torch.Tensor | None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """`padding` (batch, K) is True at padded frames. Returns the last hidden states, then, when asked for, the
+        `num_hidden_layers + 1` hidden states (the first layer's input, then every layer's output) and the
+        `num_hidden_layers` attention probabilities (batch, heads, K, K)."""
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        attentions = []
+        hooks = []
+        if output_attentions:
+
+            def ask_for_weights(module, args, kwargs):
+                return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
+
+            def record_weights(module, args, output):
+                attentions.append(output[1])
+
+            for layer in self.layers:
+                hooks.append(layer.self_attn.register_forward_pre_hook(ask_for_weights, with_kwargs=True))
+                hooks.append(layer.self_attn.register_forward_hook(record_weights))
+        try:
+            for layer in self.layers:
+                hidden_states = layer(hidden_states, src_key_padding_mask=padding)
+                if output_hidden_states:
+                    all_hidden_states += (hidden_states,)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return hidden_states, all_hidden_states, tuple(attentions) if output_attentions else None
 
 
 class TMFPreTrainedModel(PreTrainedModel):
@@ -37,21 +98,12 @@ class TMFForAffect(TMFPreTrainedModel):
         )
         self.position_embeddings = nn.Parameter(torch.zeros(1, config.clip_length, config.hidden_size))
         self.dropout = nn.Dropout(config.dropout)
-        layer = nn.TransformerEncoderLayer(
-            config.hidden_size,
-            config.num_attention_heads,
-            config.intermediate_size,
-            dropout=config.dropout,
-            activation="gelu",
-            layer_norm_eps=config.layer_norm_eps,
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(layer, config.num_hidden_layers, enable_nested_tensor=False)
+        self.encoder = TMFEncoder(config)
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.affect_heads = AffectHeads(config, in_features=config.hidden_size)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         features: dict[str, torch.Tensor],
@@ -60,7 +112,9 @@ class TMFForAffect(TMFPreTrainedModel):
         au_labels: torch.Tensor | None = None,
         expr_labels: torch.Tensor | None = None,
         va_labels: torch.Tensor | None = None,
-        **kwargs,
+        *,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> AffectOutput:
         r"""
         features (`dict[str, torch.Tensor]`): per modality of `config.used_modalities`, `(batch, K, size)`.
@@ -70,6 +124,10 @@ class TMFForAffect(TMFPreTrainedModel):
             feature exists; missing entries mean "present".
         au_labels (`(batch, K, 12)`), expr_labels (`(batch, K)`), va_labels (`(batch, K, 2)`), *optional*:
             per-frame labels with the official "no label" markers.
+        output_attentions, output_hidden_states (`bool`, *optional*, default from the config): also return the
+            encoder's attention probabilities / hidden states.
+        return_dict (`bool`, *optional*, default from the config): `False` returns a tuple of the outputs that are
+            not None.
 
         Returns per-frame outputs: `au_logits (batch, K, 12)`, `expr_logits (batch, K, 8)`, `va (batch, K, 2)` and
         `features (batch, K, hidden_size)`.
@@ -93,11 +151,18 @@ class TMFForAffect(TMFPreTrainedModel):
         hidden_states = self.projection(torch.cat(inputs, dim=-1)) + self.position_embeddings[:, :clip_length]
         hidden_states = self.dropout(hidden_states)
         padding = None if attention_mask is None else ~attention_mask.bool()
-        hidden_states = self.final_norm(self.encoder(hidden_states, src_key_padding_mask=padding))
-        return self.affect_heads(
+        hidden_states, all_hidden_states, attentions = self.encoder(
             hidden_states,
-            au_labels=au_labels,
-            expr_labels=expr_labels,
-            va_labels=va_labels,
-            valid_mask=attention_mask,
+            padding,
+            output_hidden_states=self.config.output_hidden_states
+            if output_hidden_states is None
+            else output_hidden_states,
+            output_attentions=self.config.output_attentions if output_attentions is None else output_attentions,
         )
+        labels = {"au_labels": au_labels, "expr_labels": expr_labels, "va_labels": va_labels}
+        outputs = self.affect_heads(self.final_norm(hidden_states), labels, valid_mask=attention_mask)
+        outputs.hidden_states, outputs.attentions = all_hidden_states, attentions
+        return outputs
+
+
+TMFForAffect.register_for_auto_class("AutoModel")

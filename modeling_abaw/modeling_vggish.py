@@ -2,7 +2,7 @@
 transformers model.
 
 The layers and their state-dict names are those of the public PyTorch port (harritaylor/torchvggish), so its
-weights load with a plain key mapping (see hub_scripts/convert_vggish_checkpoint.py). The log-mel front end of
+weights load with a plain key mapping (see modeling_abaw/conversion/vggish.py). The log-mel front end of
 vggish_input.py / mel_features.py is re-implemented in torch so the model takes raw 16 kHz waveforms.
 
 Hub remote-code file: it imports only torch, transformers and the configuration file beside it.
@@ -180,5 +180,7 @@ class VGGishModel(VGGishPreTrainedModel):
         timestamps = (starts + self.config.example_window_samples / 2) / self.config.sample_rate
         return VGGishOutput(embeddings=embeddings.reshape(*leading_shape, -1), timestamps=timestamps)
 
+
+VGGishModel.register_for_auto_class("AutoModel")
 
 __all__ = ["VGGishModel", "VGGishPreTrainedModel"]

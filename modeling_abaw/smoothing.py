@@ -112,7 +112,7 @@ def _smooth(values, task: AffectTask, spec: dict) -> np.ndarray:
     values = _as_float_array(values)
     if values.ndim != 2 or values.shape[1] != task.num_outputs:
         raise ValueError(f"{task.name} predictions must have shape (frames, {task.num_outputs}), got {values.shape}.")
-    if task.kind != "regression" and values.size and (values.min() < 0 or values.max() > 1):
+    if not task.is_regression and values.size and (values.min() < 0 or values.max() > 1):
         raise ValueError(f"{task.name} predictions must be probabilities in [0, 1]; apply sigmoid/softmax to logits.")
     kind = spec["filter"]
     if kind == "none":
@@ -123,12 +123,12 @@ def _smooth(values, task: AffectTask, spec: dict) -> np.ndarray:
         smoothed = median_filter(values, size=(spec["window"], 1), mode=BOUNDARY_MODE)
     else:
         smoothed = uniform_filter1d(values, spec["window"], axis=0, mode=BOUNDARY_MODE)
-    if task.kind == "multiclass":
+    if task.is_multiclass:
         # A frame whose smoothed probabilities are all 0 (possible with the median filter) keeps its own.
         totals = smoothed.sum(axis=1, keepdims=True)
         return np.divide(smoothed, totals, out=values.copy(), where=totals > 0)
-    if task.kind == "regression":
-        return np.clip(smoothed, -1.0, 1.0)
+    if task.is_regression:
+        return np.clip(smoothed, *task.prediction_range)
     return smoothed
 
 

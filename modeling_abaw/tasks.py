@@ -92,6 +92,14 @@ class AffectTask:
             return -1.0, 1.0, False
         return 0, (1 if self.kind == "multilabel" else self.num_outputs - 1), True
 
+    @property
+    def class_weight_key(self) -> str | None:
+        """Config field of the per-output loss weights (inverse class frequency): the positive-class weight of each
+        AU (`au_pos_weight`), the weight of each expression class (`expr_class_weight`); VA's CCC loss has none."""
+        if self.is_regression:
+            return None
+        return f"{self.name}_pos_weight" if self.kind == "multilabel" else f"{self.name}_class_weight"
+
     def is_labelled(self, labels):
         """Elementwise: True where a label is given, False where it holds the "no label" marker (arrays or tensors)."""
         return labels != self.invalid_value
@@ -103,10 +111,20 @@ class AffectTask:
         """Name of the task's output in `AffectOutput`: AU and EXPR logits, VA values."""
         return f"{self.name}_logits" if not self.is_regression else self.name
 
+    @property
+    def loss_key(self) -> str:
+        """Name of the task's loss in `AffectOutput`: `au_loss`, `expr_loss`, `va_loss`."""
+        return f"{self.name}_loss"
+
     def head_activation(self, head_output):
         """Applied inside the model to the task head's linear output: VA is bounded to [-1, 1] by tanh; AU and EXPR
         heads output logits."""
         return head_output.tanh() if self.is_regression else head_output
+
+    @property
+    def prediction_range(self) -> tuple[float, float]:
+        """Bounds of `predictions`: probabilities in [0, 1], VA values in [-1, 1]."""
+        return (-1.0, 1.0) if self.is_regression else (0.0, 1.0)
 
     def predictions(self, output):
         """Model output (torch tensor) -> what metrics, smoothing and tables take: AU probabilities (sigmoid),

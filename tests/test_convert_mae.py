@@ -1,4 +1,4 @@
-"""hub_scripts/convert_mae_face_checkpoint.py: facebookresearch/mae checkpoints -> FaceMAE folders.
+"""modeling_abaw.conversion.mae: facebookresearch/mae checkpoints -> FaceMAE folders.
 
 The checkpoints are built from random tensors with MAE's real key names and shapes (tiny sizes); the converted
 models are checked against a ViT/MAE forward written here directly from those raw tensors with torch.nn.functional
@@ -6,32 +6,16 @@ models are checked against a ViT/MAE forward written here directly from those ra
 """
 
 import argparse
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoModelForPreTraining
 
-import modeling_abaw  # noqa: F401  (registers the Auto classes)
 from modeling_abaw import FaceMAEForAffect, FaceMAEForPreTraining
+from modeling_abaw.conversion import mae
 from modeling_abaw.errors import InputError
-
-SCRIPT = Path(__file__).resolve().parents[1] / "hub_scripts" / "convert_mae_face_checkpoint.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("convert_mae_face_checkpoint", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-convert_script = _load_script()
 
 # Tiny sizes: 128-d encoder (2 heads of 64 by the standard rule), 2 blocks, 8x8 patches, 32x32 images (4x4 grid);
 # 32-d decoder with MAE's 16 heads.
@@ -202,7 +186,7 @@ def ref_interpolate(pos_embed, new_grid):
 def run_main(tmp_path, checkpoint_obj, *args, name="ckpt.pth", output="out"):
     path = tmp_path / name
     torch.save(checkpoint_obj, path)
-    code = convert_script.main(["--checkpoint", str(path), "--output", str(tmp_path / output), *args])
+    code = mae.main(["--checkpoint", str(path), "--output", str(tmp_path / output), *args])
     return code, path, tmp_path / output
 
 
@@ -210,7 +194,7 @@ def run_main(tmp_path, checkpoint_obj, *args, name="ckpt.pth", output="out"):
 @pytest.mark.parametrize("num_outputs, task", [(12, "au"), (8, "expr"), (2, "va")])
 def test_finetuned_head_goes_to_the_task_of_its_size_and_matches_reference(num_outputs, task):
     sd = make_finetuned(num_outputs)
-    result = convert_script.convert({"model": sd})
+    result = mae.convert({"model": sd})
     model = result.model
     assert isinstance(model, FaceMAEForAffect) and model.config.tasks == [task]
     config = model.config
@@ -236,7 +220,7 @@ def test_finetuned_head_goes_to_the_task_of_its_size_and_matches_reference(num_o
 @pytest.mark.parametrize("norm_pix_loss", [False, True])
 def test_pretraining_checkpoint_matches_mae_reference(norm_pix_loss):
     sd = make_pretraining()
-    result = convert_script.convert(sd, norm_pix_loss=norm_pix_loss)
+    result = mae.convert(sd, norm_pix_loss=norm_pix_loss)
     model = result.model
     assert isinstance(model, FaceMAEForPreTraining)
     config = model.config
@@ -273,7 +257,7 @@ def test_encoder_only_checkpoint_drops_norm_and_adds_new_heads(capsys, tmp_path)
     with torch.no_grad():
         torch.testing.assert_close(model(pixel_values).features, features, rtol=1e-5, atol=2e-5)
     # Without --task: all three heads, seeded so two conversions agree.
-    first, second = convert_script.convert(sd), convert_script.convert(sd)
+    first, second = mae.convert(sd), mae.convert(sd)
     assert first.model.config.tasks == ["au", "expr", "va"]
     assert sorted(first.dropped) == ["norm.bias", "norm.weight"]
     assert torch.equal(first.model.affect_heads.heads.au.weight, second.model.affect_heads.heads.au.weight)
@@ -292,13 +276,13 @@ def test_cli_output_folder_reloads_with_auto_model(kind, tmp_path, capsys):
 
     files = {p.name for p in out.iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_face_mae.py"} <= files
-    assert not any(p.name.startswith(".out.tmp") for p in tmp_path.iterdir())  # staging folder cleaned up
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pth", "out"]  # the staging folder is gone
     config = json.loads((out / "config.json").read_text())
     assert "AutoModel" in config["auto_map"] and config["layer_norm_eps"] == 1e-6
     processor = json.loads((out / "preprocessor_config.json").read_text())
     assert processor["size"] == {"height": IMAGE, "width": IMAGE}
 
-    converted = convert_script.convert_mae_checkpoint(sd)
+    converted = mae.convert_mae_checkpoint(sd)
     reloaded = AutoModel.from_pretrained(out).eval()
     assert type(reloaded) is expected_class
     pixel_values = torch.randn(2, 3, IMAGE, IMAGE)
@@ -318,7 +302,7 @@ def test_cli_output_folder_reloads_with_auto_model(kind, tmp_path, capsys):
 def test_image_size_interpolates_position_embeddings():
     new_image, new_grid = 48, 6
     sd = make_finetuned(12)
-    result = convert_script.convert(sd, image_size=new_image)
+    result = mae.convert(sd, image_size=new_image)
     model = result.model
     assert model.config.image_size == new_image and any("4x4 to 6x6" in note for note in result.notes)
     pos_embed = ref_interpolate(sd["pos_embed"], new_grid)
@@ -328,7 +312,7 @@ def test_image_size_interpolates_position_embeddings():
     with torch.no_grad():
         torch.testing.assert_close(model(pixel_values).au_logits, logits, rtol=1e-5, atol=2e-5)
 
-    pretraining = convert_script.convert_mae_checkpoint(make_pretraining(), image_size=new_image)
+    pretraining = mae.convert_mae_checkpoint(make_pretraining(), image_size=new_image)
     assert pretraining.decoder.decoder_pos_embed.shape == (1, new_grid**2 + 1, DEC_DIM)
     torch.testing.assert_close(
         pretraining.decoder.decoder_pos_embed.detach(), ref_interpolate(make_pretraining()["decoder_pos_embed"], 6)
@@ -338,14 +322,14 @@ def test_image_size_interpolates_position_embeddings():
     assert outputs.logits.shape == (2, new_grid**2, PATCH * PATCH * 3) and torch.isfinite(outputs.loss)
 
     with pytest.raises(InputError, match="--image-size 50 is not a positive multiple"):
-        convert_script.convert(sd, image_size=50)
+        mae.convert(sd, image_size=50)
 
 
 def test_checkpoint_without_qkv_bias():
     sd = make_finetuned(2)
     for i in range(DEPTH):
         del sd[f"blocks.{i}.attn.qkv.bias"]
-    model = convert_script.convert_mae_checkpoint(sd)
+    model = mae.convert_mae_checkpoint(sd)
     assert model.config.qkv_bias is False
     pixel_values = torch.randn(2, 3, IMAGE, IMAGE)
     _, logits = ref_affect(pixel_values, sd)
@@ -357,17 +341,17 @@ def test_missing_and_unexpected_tensors_are_errors(tmp_path, capsys):
     sd = make_pretraining()
     del sd["blocks.1.mlp.fc2.bias"]
     with pytest.raises(InputError, match=r"missing 1 tensor\(s\): blocks.1.mlp.fc2.bias"):
-        convert_script.convert(sd)
+        mae.convert(sd)
 
     sd = make_finetuned(8)
     sd["dist_token"] = torch.zeros(1, 1, DIM)
     with pytest.raises(InputError, match=r"unexpected 1 tensor\(s\): dist_token"):
-        convert_script.convert(sd)
+        mae.convert(sd)
 
     sd = make_pretraining()
     sd["decoder_blocks.1.mlp.fc1.weight"] = torch.zeros(DEC_MLP + 1, DEC_DIM)
     with pytest.raises(InputError, match=r"shapes do not fit.*decoder_blocks.1.mlp.fc1.weight \(65, 32\)"):
-        convert_script.convert(sd)
+        mae.convert(sd)
 
     # Through the CLI: one line naming the file, exit code 2, nothing written.
     sd = make_encoder()
@@ -380,11 +364,11 @@ def test_missing_and_unexpected_tensors_are_errors(tmp_path, capsys):
 
 def test_head_task_mismatch_and_unknown_head_sizes_are_errors():
     with pytest.raises(InputError, match="head has 8 outputs but --task au needs 12"):
-        convert_script.convert(make_finetuned(8), task="au")
+        mae.convert(make_finetuned(8), task="au")
     with pytest.raises(InputError, match="head has 1000 outputs, which fits no ABAW task"):
-        convert_script.convert(make_finetuned(1000))
+        mae.convert(make_finetuned(1000))
     # --drop-head keeps the encoder (e.g. of an ImageNet fine-tuned checkpoint) and lists the head as dropped.
-    result = convert_script.convert(make_finetuned(1000), drop_head=True, task="expr")
+    result = mae.convert(make_finetuned(1000), drop_head=True, task="expr")
     assert sorted(result.dropped) == ["head.bias", "head.weight"] and result.model.config.tasks == ["expr"]
     assert result.new == ["affect_heads.heads.expr.bias", "affect_heads.heads.expr.weight"]
     # A head fine-tuned on the class token (no fc_norm) cannot be reproduced by global pooling.
@@ -392,7 +376,7 @@ def test_head_task_mismatch_and_unknown_head_sizes_are_errors():
     del sd["fc_norm.weight"], sd["fc_norm.bias"]
     sd["norm.weight"], sd["norm.bias"] = torch.ones(DIM), torch.zeros(DIM)
     with pytest.raises(InputError, match="without fc_norm"):
-        convert_script.convert(sd)
+        mae.convert(sd)
 
 
 class NotATensor:
@@ -414,7 +398,7 @@ def test_unreadable_or_foreign_files_are_one_line_errors(tmp_path, capsys):
             path.write_bytes(content)
         elif content is not None:
             torch.save(content, path)
-        code = convert_script.main(["--checkpoint", str(path), "--output", str(tmp_path / "out")])
+        code = mae.main(["--checkpoint", str(path), "--output", str(tmp_path / "out")])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and str(path) in err, (name, err)
         messages[name] = err
@@ -427,7 +411,7 @@ def test_unreadable_or_foreign_files_are_one_line_errors(tmp_path, capsys):
 
 def test_bare_and_ddp_prefixed_state_dicts():
     sd = make_finetuned(2)
-    model = convert_script.convert_mae_checkpoint({f"module.{k}": v for k, v in sd.items()})
+    model = mae.convert_mae_checkpoint({f"module.{k}": v for k, v in sd.items()})
     pixel_values = torch.randn(1, 3, IMAGE, IMAGE)
     _, logits = ref_affect(pixel_values, sd)
     with torch.no_grad():
@@ -458,7 +442,7 @@ def test_standard_sizes_are_inferred_from_shapes(dim, depth, patch, image, heads
         sd[f"blocks.{i}.attn.qkv.bias"] = torch.empty(3 * dim, device="meta")
     for i in range(8):
         sd[f"decoder_blocks.{i}.mlp.fc1.weight"] = torch.empty(2048, 512, device="meta")
-    arch = convert_script.infer_architecture(sd)
+    arch = mae.infer_architecture(sd)
     assert (arch.hidden_size, arch.num_hidden_layers, arch.num_attention_heads) == (dim, depth, heads)
     assert (arch.intermediate_size, arch.patch_size, arch.image_size, arch.size_name) == (4 * dim, patch, image, name)
     assert arch.has_decoder and arch.qkv_bias
@@ -467,8 +451,45 @@ def test_standard_sizes_are_inferred_from_shapes(dim, depth, patch, image, heads
 
 
 def test_num_heads_rules():
-    assert [convert_script.infer_num_heads(d) for d in (384, 768, 1024, 1280, 128)] == [6, 12, 16, 16, 2]
+    assert [mae.infer_num_heads(d) for d in (384, 768, 1024, 1280, 128)] == [6, 12, 16, 16, 2]
     with pytest.raises(InputError, match="cannot infer the attention heads of a 40-wide ViT; pass --num-heads"):
-        convert_script.convert(make_encoder(dim=40, mlp=80))
-    model = convert_script.convert_mae_checkpoint(make_encoder(dim=40, mlp=80), num_heads=5)
+        mae.convert(make_encoder(dim=40, mlp=80))
+    model = mae.convert_mae_checkpoint(make_encoder(dim=40, mlp=80), num_heads=5)
     assert model.config.num_attention_heads == 5
+
+
+@pytest.mark.parametrize("as_namespace", [True, False])
+@pytest.mark.parametrize("recorded", [True, False])
+def test_norm_pix_loss_follows_the_checkpoints_args(recorded, as_namespace, tmp_path, capsys):
+    # facebookresearch/mae stores the run's arguments (an argparse Namespace; a dict once re-saved by other tools).
+    args = {"norm_pix_loss": recorded, "mask_ratio": 0.75}
+    checkpoint = {"model": make_pretraining(), "args": argparse.Namespace(**args) if as_namespace else args}
+    code, _, out = run_main(tmp_path, checkpoint)
+    assert code == 0
+    assert f"note: norm_pix_loss {recorded}, from the checkpoint's args" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["norm_pix_loss"] is recorded
+    assert AutoModelForPreTraining.from_pretrained(out).config.norm_pix_loss is recorded
+    # An explicit flag wins, and the summary says it disagrees with the run.
+    result = mae.convert(checkpoint, norm_pix_loss=not recorded)
+    assert result.model.config.norm_pix_loss is (not recorded)
+    assert any("although the checkpoint's args say" in note for note in result.notes)
+
+
+def test_norm_pix_loss_without_args_keeps_the_default_and_says_so(tmp_path, capsys):
+    code, _, out = run_main(tmp_path, {"model": make_pretraining()})
+    assert code == 0
+    assert "note: norm_pix_loss False (the default): the checkpoint stores no args.norm_pix_loss" in (
+        capsys.readouterr().out
+    )
+    assert json.loads((out / "config.json").read_text())["norm_pix_loss"] is False
+    code, _, out = run_main(tmp_path, {"model": make_pretraining()}, "--norm-pix-loss", output="flagged")
+    assert code == 0 and json.loads((out / "config.json").read_text())["norm_pix_loss"] is True
+
+
+def test_converting_again_replaces_the_output_folder(tmp_path):
+    code, _, out = run_main(tmp_path, {"model": make_pretraining()})
+    (out / "stale.txt").write_text("from an earlier run")
+    code, _, out = run_main(tmp_path, {"model": make_finetuned(8)})
+    assert code == 0 and not (out / "stale.txt").exists()
+    assert type(AutoModel.from_pretrained(out)) is FaceMAEForAffect
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pth", "out"]

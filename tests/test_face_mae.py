@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from transformers import AutoImageProcessor, AutoModel, ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
 
 from modeling_abaw import FaceMAEConfig, FaceMAEForAffect, FaceMAEForPreTraining, FaceMAEPreTrainingConfig
-from modeling_abaw.losses import au_loss, expr_loss, va_loss
+from modeling_abaw.losses import multiclass_loss, multilabel_loss, regression_loss
 from modeling_abaw.tasks import AU, EXPR, VA
 
 
@@ -98,11 +98,11 @@ def test_au_loss_matches_weighted_bce_and_ignores_missing_labels():
             for i, j in valid.nonzero().tolist()
         ]
     ).mean()
-    torch.testing.assert_close(au_loss(logits, labels, pos_weight), expected)
+    torch.testing.assert_close(multilabel_loss(AU, logits, labels, pos_weight), expected)
     # Logits of unlabelled elements do not change the loss.
     changed = logits.clone()
     changed[~valid] += 5
-    torch.testing.assert_close(au_loss(changed, labels, pos_weight), expected)
+    torch.testing.assert_close(multilabel_loss(AU, changed, labels, pos_weight), expected)
 
 
 def test_expr_loss_matches_weighted_cross_entropy():
@@ -112,7 +112,7 @@ def test_expr_loss_matches_weighted_cross_entropy():
     weight = torch.rand(8) + 0.5
     keep = labels >= 0
     expected = F.cross_entropy(logits[keep], labels[keep], weight=weight)
-    torch.testing.assert_close(expr_loss(logits, labels, weight), expected)
+    torch.testing.assert_close(multiclass_loss(EXPR, logits, labels, weight), expected)
 
 
 def test_va_loss_is_one_minus_ccc_per_dimension():
@@ -121,7 +121,9 @@ def test_va_loss_is_one_minus_ccc_per_dimension():
     labels[:4, 0] = -5
     labels[10:, 1] = -5
     expected = (1 - numpy_ccc(prediction[4:, 0], labels[4:, 0])) + (1 - numpy_ccc(prediction[:10, 1], labels[:10, 1]))
-    actual = va_loss(torch.tensor(prediction, dtype=torch.float32), torch.tensor(labels, dtype=torch.float32))
+    actual = regression_loss(
+        VA, torch.tensor(prediction, dtype=torch.float32), torch.tensor(labels, dtype=torch.float32)
+    )
     assert actual.item() == pytest.approx(expected, rel=1e-5)
 
 
@@ -142,10 +144,10 @@ def test_padding_mask_marks_labels_invalid(tiny_face_mae_kwargs):
     features = torch.randn(2, 5, 32)
     labels = torch.rand(2, 5, 2) * 2 - 1
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
-    masked = heads(features, va_labels=labels, valid_mask=mask)
+    masked = heads(features, {"va_labels": labels}, valid_mask=mask)
     padded_labels = labels.clone()
     padded_labels[0, 3:] = -5
-    torch.testing.assert_close(masked.loss, heads(features, va_labels=padded_labels).loss)
+    torch.testing.assert_close(masked.loss, heads(features, {"va_labels": padded_labels}).loss)
 
 
 @pytest.mark.parametrize("model_class", [FaceMAEForPreTraining, FaceMAEForAffect])
@@ -189,7 +191,7 @@ def test_loss_weights_and_tasks_survive_loading(tiny_face_mae_kwargs, tmp_path):
     assert list(model.affect_heads.heads) == ["au"] and model.config.label_names == {"au": list(AU.labels)}
     pixel_values, labels = torch.randn(3, 3, 32, 32), torch.randint(0, 2, (3, 12)).float()
     outputs = model(pixel_values, au_labels=labels)
-    expected = au_loss(outputs.au_logits, labels, torch.tensor(weights["au_pos_weight"]))
+    expected = multilabel_loss(AU, outputs.au_logits, labels, torch.tensor(weights["au_pos_weight"]))
     torch.testing.assert_close(outputs.loss, expected)
     model.save_pretrained(tmp_path / "b")
     assert AutoModel.from_pretrained(tmp_path / "b").config.tasks == ["au"]

@@ -3,14 +3,16 @@ import pytest
 from sklearn.metrics import f1_score
 
 from modeling_abaw.metrics import (
-    au_f1_per_class,
+    METRIC_KEYS,
     chance_level_metrics,
     compute_abaw_metrics,
     concordance_correlation_coefficient,
-    expr_f1_per_class,
-    va_ccc_per_class,
+    multiclass_f1_per_class,
+    multilabel_f1_per_class,
+    per_class_scores,
+    regression_ccc_per_class,
 )
-from modeling_abaw.tasks import AU, EXPR, VA
+from modeling_abaw.tasks import AU, EXPR, TASKS, VA
 
 
 def random_labels(rng, num_frames=300, invalid_rate=0.2):
@@ -49,8 +51,8 @@ def test_au_f1_matches_sklearn_per_column_with_markers():
             f1_score(labels[valid, k], predictions[valid, k] >= threshold, zero_division=0)
             for k, valid in enumerate((labels != AU.invalid_value).T)
         ]
-        np.testing.assert_allclose(au_f1_per_class(predictions, labels, threshold), expected)
-    assert au_f1_per_class(predictions, labels)[3] == 0.0
+        np.testing.assert_allclose(multilabel_f1_per_class(AU, predictions, labels, threshold), expected)
+    assert multilabel_f1_per_class(AU, predictions, labels)[3] == 0.0
 
 
 @pytest.mark.parametrize("as_indices", [False, True])
@@ -62,7 +64,7 @@ def test_expr_f1_matches_sklearn_macro(as_indices):
     predictions[:, 7] = 0
     predicted = predictions.argmax(1)
     valid = labels != EXPR.invalid_value
-    per_class = expr_f1_per_class(predicted if as_indices else predictions, labels)
+    per_class = multiclass_f1_per_class(EXPR, predicted if as_indices else predictions, labels)
     reference = dict(y_true=labels[valid], y_pred=predicted[valid], labels=range(8), zero_division=0)
     np.testing.assert_allclose(per_class, f1_score(**reference, average=None))
     assert per_class.mean() == pytest.approx(f1_score(**reference, average="macro"))
@@ -77,7 +79,7 @@ def test_va_ccc_matches_reference_formula_with_markers():
     expected = [
         reference_ccc(predictions[valid, d], labels[valid, d]) for d, valid in enumerate((labels != VA.invalid_value).T)
     ]
-    np.testing.assert_allclose(va_ccc_per_class(predictions, labels), expected)
+    np.testing.assert_allclose(regression_ccc_per_class(VA, predictions, labels), expected)
 
 
 def test_ccc_edge_cases_are_defined():
@@ -100,8 +102,10 @@ def test_compute_abaw_metrics_keys_and_multitask_score():
     expected_keys |= {"va_ccc/valence", "va_ccc/arousal"}
     assert set(metrics) == expected_keys
     assert all(isinstance(value, float) and np.isfinite(value) for value in metrics.values())
-    assert metrics["au_f1"] == pytest.approx(au_f1_per_class(predictions["au"], labels["au"]).mean())
-    assert metrics["au_f1/AU12"] == au_f1_per_class(predictions["au"], labels["au"])[AU.labels.index("AU12")]
+    assert metrics["au_f1"] == pytest.approx(multilabel_f1_per_class(AU, predictions["au"], labels["au"]).mean())
+    assert (
+        metrics["au_f1/AU12"] == multilabel_f1_per_class(AU, predictions["au"], labels["au"])[AU.labels.index("AU12")]
+    )
     assert metrics["va_ccc"] == pytest.approx(np.mean([metrics["va_ccc/valence"], metrics["va_ccc/arousal"]]))
     assert metrics["score"] == pytest.approx(metrics["au_f1"] + metrics["expr_f1"] + metrics["va_ccc"])
     only_va = compute_abaw_metrics(predictions, labels, tasks=["va"])
@@ -162,3 +166,14 @@ def test_chance_level_is_reproducible_and_near_its_expectation():
     assert chance["score"] < 1.0
     expr_keys = {"expr_f1", *(f"expr_f1/{name}" for name in EXPR.labels)}
     assert set(chance_level_metrics(labels, tasks="expr")) == {"score", *expr_keys}
+
+
+def test_metric_names_and_per_class_scores_come_from_the_registry():
+    assert METRIC_KEYS == {name: task.metric_key for name, task in TASKS.items()}
+    rng = np.random.default_rng(7)
+    labels, predictions = random_labels(rng), random_predictions(rng)
+    metrics = compute_abaw_metrics(predictions, labels)
+    for name, task in TASKS.items():
+        per_class = per_class_scores(task, predictions[name], labels[name])
+        assert per_class.shape == (task.num_outputs,)
+        assert metrics[task.metric_key] == pytest.approx(per_class.mean())

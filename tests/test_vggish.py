@@ -1,7 +1,6 @@
 """VGGish: the log-mel front end against an independent numpy version of vggish's mel_features.py, the converter
 against a functional reference forward of the torchvggish layers, and save/load including Hub remote code."""
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -13,13 +12,9 @@ from conftest import TINY_VGGISH
 from huggingface_hub.errors import StrictDataclassClassValidationError
 
 from modeling_abaw.configuration_vggish import VGGishConfig
+from modeling_abaw.conversion import vggish
 from modeling_abaw.errors import InputError
 from modeling_abaw.modeling_vggish import VGGishModel, frame_examples, log_mel_spectrogram
-
-SCRIPT = Path(__file__).resolve().parents[1] / "hub_scripts" / "convert_vggish_checkpoint.py"
-_spec = importlib.util.spec_from_file_location("convert_vggish_checkpoint", SCRIPT)
-convert_vggish_checkpoint = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(convert_vggish_checkpoint)
 
 TINY = TINY_VGGISH
 
@@ -126,7 +121,7 @@ def convert(folder: Path, state_dict: dict, pca: dict | None = None) -> Path:
         # The PCA release holds numpy arrays; weights_only loading must still accept them.
         torch.save({key: value.numpy() for key, value in pca.items()}, folder / "pca.pth")
         argv += ["--pca-params", str(folder / "pca.pth")]
-    assert convert_vggish_checkpoint.main(argv) == 0
+    assert vggish.main(argv) == 0
     return folder / "converted"
 
 
@@ -161,10 +156,18 @@ def test_converter_reports_unmapped_keys(tmp_path):
     with pytest.raises(
         InputError, match=r"missing keys \['features.3.bias'\], unexpected keys \['classifier.weight'\]"
     ):
-        convert_vggish_checkpoint.convert(str(tmp_path / "bad.pth"), str(tmp_path / "out"))
+        vggish.convert(str(tmp_path / "bad.pth"), str(tmp_path / "out"))
     (tmp_path / "notes.pth").write_text("not a checkpoint")
     with pytest.raises(InputError, match="notes.pth"):
-        convert_vggish_checkpoint.convert(str(tmp_path / "notes.pth"), str(tmp_path / "out"))
+        vggish.convert(str(tmp_path / "notes.pth"), str(tmp_path / "out"))
+
+
+def test_converter_command_line_errors_are_one_line_and_write_nothing(tmp_path, capsys):
+    missing = tmp_path / "missing.pth"
+    assert vggish.main(["--checkpoint", str(missing), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"convert_vggish_checkpoint: error: {missing}: no such file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_save_load_and_remote_code(tmp_path, load_with_remote_code):
