@@ -89,3 +89,11 @@ def test_a_user_error_is_one_line_and_status_2(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "abaw demo: error: --videos must be at least 4 (train, validation and test videos), got 2\n"
     )
+
+
+@pytest.mark.parametrize("command", ["demo", "models"])
+def test_an_output_that_is_a_file_is_a_user_error(tmp_path, capsys, command):
+    output = tmp_path / "results.txt"
+    output.write_text("not a folder")
+    assert main([command, "--output", str(output)]) == 2
+    assert capsys.readouterr().err == f"abaw {command}: error: --output {output}: not a folder\n"

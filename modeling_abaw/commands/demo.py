@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--videos must be at least 4 (train, validation and test videos), got {args.videos}")
     if args.num_workers < 0:
         raise InputError(f"--num-workers must be at least 0, got {args.num_workers}")
+    if args.output.exists() and not args.output.is_dir():
+        raise InputError(f"--output {args.output}: not a folder")
     settings = DemoSettings(
         output=args.output, videos=args.videos, frames=args.frames, seed=args.seed, model_size=args.model_size,
         pretrained=args.pretrained, pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,

@@ -3,6 +3,8 @@
 import argparse
 from pathlib import Path
 
+from ..errors import InputError
+
 
 def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,6 +19,9 @@ def add_subcommand(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output.exists() and not args.output.is_dir():
+        raise InputError(f"--output {args.output}: not a folder")
+
     import torch
     from transformers import AutoModel
 
