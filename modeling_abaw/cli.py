@@ -49,7 +49,8 @@ class AliasHidingFormatter(argparse.HelpFormatter):
 
 class ArgumentParser(argparse.ArgumentParser):
     """The parser of `abaw` and of every subcommand (`add_subparsers` builds subparsers of its parser's class): each
-    option spelled with dashes also accepts its underscore spelling, so no command has to declare both.
+    option spelled with dashes also accepts its underscore spelling, so no command has to declare both. (Options of
+    an argument group bypass this `add_argument`; no command uses groups, and tests/test_cli_flags.py checks them all.)
 
     Abbreviations are off: `--batch` would be ambiguous between the two spellings, and an abbreviation that works
     today breaks when a longer option is added.
