@@ -9,7 +9,6 @@ learns what the data encodes, nothing about affect recognition in the wild.
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,50 +20,27 @@ from torch.utils.data import DataLoader
 from .configuration_face_mae import FaceMAEPreTrainingConfig
 from .configuration_tmf import TMFConfig
 from .data import AffWild2, ClipDataset
-from .data.affwild2 import label_key
 from .data.synth import generate_synthaffect
+from .demo_settings import DemoSettings
 from .evaluation import abaw_scores, affect_predictions, evaluate_clips
 from .features import FeatureCache, extract_features
-from .io import atomic_path
-from .metrics import METRIC_KEYS, chance_level_metrics
+from .inference.pipeline import resolve_device
+from .io import atomic_path, write_json, write_text
+from .metrics import chance_level_metrics
 from .modeling_face_mae import FaceMAEForAffect
 from .modeling_tmf import TMFForAffect
-from .tasks import TASK_NAMES
+from .presets import face_mae_preset
+from .tasks import TASK_NAMES, TASKS
 from .train import finetune, pretrain, tmf
 from .train.transforms import IndexedDataset
 
-# FaceMAE sizes: "base" is the paper's ViT-Base/16 at 224x224; the smaller ones keep the demo within minutes on a CPU.
-MODEL_SIZES = {
-    "tiny": dict(image_size=64, patch_size=8, hidden_size=96, num_hidden_layers=4, num_attention_heads=3,
-                 intermediate_size=384, decoder_hidden_size=64, decoder_num_hidden_layers=1,
-                 decoder_num_attention_heads=4, decoder_intermediate_size=256),
-    "small": dict(image_size=112, patch_size=16, hidden_size=192, num_hidden_layers=6, num_attention_heads=3,
-                  intermediate_size=768, decoder_hidden_size=128, decoder_num_hidden_layers=2,
-                  decoder_num_attention_heads=4, decoder_intermediate_size=512),
-    "base": {},
-}  # fmt: skip
 # The fusion transformer keeps the paper's 4 layers, dropout 0.3 and K = 100, at a width that suits the small models.
 DEMO_TMF = dict(hidden_size=128, num_attention_heads=4, intermediate_size=256)
 
 
-@dataclass
-class DemoSettings:
-    output: Path
-    videos: int = 24  # many short videos: identities matter more than frames for learning across people
-    frames: int = 150
-    seed: int = 0
-    model_size: str = "small"
-    pretrained: str | None = None  # skip pre-training and fine-tune this FaceMAE checkpoint
-    pretrain_epochs: int = 10
-    finetune_epochs: int = 10
-    tmf_epochs: int = 40
-    audio: str = "logmel"  # audio extractors; "hubert,vggish" where the Hub checkpoints can be downloaded
-    device: str = "cpu"
-    num_workers: int = 2
-
-
 def run_demo(settings: DemoSettings) -> dict:
     output = settings.output
+    device = resolve_device(settings.device)
     output.mkdir(parents=True, exist_ok=True)
     steps = 7 - (settings.pretrained is not None)  # the pre-training step is skipped with a given checkpoint
     step = iter(range(1, steps + 1))
@@ -75,30 +51,30 @@ def run_demo(settings: DemoSettings) -> dict:
     announce(f"Generating SynthAffect: {settings.videos} videos x {settings.frames} frames (a sanity dataset)")
     data = output / "synthaffect"
     print(generate_synthaffect(data, settings.videos, settings.frames, settings.seed, progress=True).describe())
-    common = ["--seed", str(settings.seed), "--num_workers", str(settings.num_workers), "--logging_steps", "5"]
+    common = ["--seed", str(settings.seed), "--num-workers", str(settings.num_workers), "--logging-steps", "5"]
 
     if settings.pretrained is None:
         announce(f"MAE pre-training of a {settings.model_size} FaceMAE on the training videos' face crops")
         size_dir = output / "facemae_config"
-        FaceMAEPreTrainingConfig(**MODEL_SIZES[settings.model_size]).save_pretrained(size_dir)
+        FaceMAEPreTrainingConfig(**face_mae_preset(settings.model_size)).save_pretrained(size_dir)
         dataset = AffWild2(data)
         crops = [str(dataset.image_dir(video)) for video in dataset.videos(["train", "validation"])]
-        _run(pretrain.main, ["--data", *crops, "--model", str(size_dir), "--output_dir", str(output / "pretrain"),
-             "--num_epochs", str(settings.pretrain_epochs), "--batch_size", "64", "--base_learning_rate", "1e-3",
-             "--validation_fraction", "0.05", *common])  # fmt: skip
+        _run(pretrain.main, ["--data", *crops, "--model", str(size_dir), "--output-dir", str(output / "pretrain"),
+             "--num-epochs", str(settings.pretrain_epochs), "--batch-size", "64", "--base-learning-rate", "1e-3",
+             "--validation-fraction", "0.05", *common])  # fmt: skip
         pretrained = str(output / "pretrain" / "best")
     else:
         pretrained = settings.pretrained
 
     announce("Fine-tuning FaceMAEForAffect frame by frame for AU, EXPR and VA")
-    _run(finetune.main, ["--data", str(data), "--model", pretrained, "--output_dir", str(output / "finetune"),
-         "--tasks", "au,expr,va", "--num_epochs", str(settings.finetune_epochs), "--batch_size", "64",
-         "--learning_rate", "3e-4", *common])  # fmt: skip
+    _run(finetune.main, ["--data", str(data), "--model", pretrained, "--output-dir", str(output / "finetune"),
+         "--tasks", "au,expr,va", "--num-epochs", str(settings.finetune_epochs), "--batch-size", "64",
+         "--learning-rate", "3e-4", *common])  # fmt: skip
     frame_model = output / "finetune" / "best"
 
     announce(f"Extracting per-frame features: FaceMAE + audio ({settings.audio})")
     audio = [name.strip() for name in settings.audio.split(",") if name.strip()]
-    cache = extract_features(data, str(frame_model), output / "features", audio=audio, device=settings.device)
+    cache = extract_features(data, str(frame_model), output / "features", audio=audio, device=str(device))
 
     announce("Training TMF: vision only, and vision + audio")
     tmf_config = output / "tmf_config"
@@ -110,8 +86,8 @@ def run_demo(settings: DemoSettings) -> dict:
     for name, modalities in fusions.items():
         run_dir = _run_dir(output, name)
         _run(tmf.main, ["--data", str(data), "--features", str(cache.path), "--modalities", ",".join(modalities),
-             "--model", str(tmf_config), "--output_dir", str(run_dir), "--num_epochs", str(settings.tmf_epochs),
-             "--batch_size", clip_batch, "--learning_rate", "5e-4", "--eval_steps", "10", "--save_steps", "1000",
+             "--model", str(tmf_config), "--output-dir", str(run_dir), "--num-epochs", str(settings.tmf_epochs),
+             "--batch-size", clip_batch, "--learning-rate", "5e-4", "--eval-steps", "10", "--save-steps", "1000",
              *common])  # fmt: skip
 
     announce("Evaluating on the held-out test videos")
@@ -137,7 +113,7 @@ def evaluate_on_test(data: Path, cache: FeatureCache, frame_model: Path, tmf_mod
     paper's final pipeline; raw in the JSON)."""
     frames = AffWild2(data).frame_table("test")
     columns = frames.with_format("numpy")
-    labels = {task: columns[label_key(task)][:] for task in TASK_NAMES}
+    labels = {task: columns[TASKS[task].label_key][:] for task in TASK_NAMES}
     results = {"chance level": chance_level_metrics(labels)}
 
     # The frame model's heads applied to its own cached pooled features give exactly its per-frame predictions.
@@ -175,7 +151,7 @@ def _without_prefix(scores: dict, raw: bool) -> dict:
 
 
 def results_table(results: dict) -> str:
-    columns = [METRIC_KEYS[task] for task in TASK_NAMES] + ["score"]
+    columns = [TASKS[task].metric_key for task in TASK_NAMES] + ["score"]
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for name, scores in results.items():
         lines.append(
@@ -193,10 +169,8 @@ def write_results(results: dict, output: Path, settings: DemoSettings) -> None:
         f"Settings: {settings.videos} videos x {settings.frames} frames, FaceMAE {settings.model_size}, "
         f"audio {settings.audio}, seed {settings.seed}.\n\n"
     )
-    with atomic_path(output / "results.md") as path:
-        path.write_text("# modeling-abaw demo results\n\n" + note + table + "\n")
-    with atomic_path(output / "results.json") as path:
-        path.write_text(json.dumps(results, indent=2))
+    write_text(output / "results.md", "# modeling-abaw demo results\n\n" + note + table + "\n")
+    write_json(output / "results.json", results)
     plot_training_curves(output)
     plot_scores(results, output / "scores.png")
     print(f"\nResults: {output / 'results.md'}; figures: {output / 'training_curves.png'}, {output / 'scores.png'}")
@@ -223,7 +197,7 @@ def plot_training_curves(output: Path) -> None:
 
 
 def plot_scores(results: dict, path: Path) -> None:
-    columns = [METRIC_KEYS[task] for task in TASK_NAMES]
+    columns = [TASKS[task].metric_key for task in TASK_NAMES]
     figure = Figure(figsize=(10, 4.5))
     axis = figure.subplots()
     width = 0.8 / len(results)

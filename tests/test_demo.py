@@ -2,11 +2,15 @@ import json
 
 from modeling_abaw.cli import main
 
+# A demo that runs in seconds, for the tests that expect a rejection before anything runs (should that regress).
+SMALL_DEMO = ["--videos", "5", "--frames", "40", "--model-size", "demo-tiny", "--pretrain-epochs", "1",
+              "--finetune-epochs", "1", "--tmf-epochs", "1"]  # fmt: skip
+
 
 def test_demo_runs_the_whole_pipeline_end_to_end(tmp_path, capsys):
     output = tmp_path / "demo"
     status = main(
-        ["demo", "--output", str(output), "--videos", "5", "--frames", "40", "--model-size", "tiny",
+        ["demo", "--output", str(output), "--videos", "5", "--frames", "40", "--model-size", "demo-tiny",
          "--pretrain-epochs", "1", "--finetune-epochs", "1", "--tmf-epochs", "1", "--num-workers", "0"]
     )  # fmt: skip
     assert status == 0
@@ -33,3 +37,15 @@ def test_demo_runs_the_whole_pipeline_end_to_end(tmp_path, capsys):
 def test_demo_rejects_too_few_videos(tmp_path, capsys):
     assert main(["demo", "--output", str(tmp_path), "--videos", "2"]) == 2
     assert "--videos must be at least 4" in capsys.readouterr().err
+
+
+def test_demo_rejects_negative_workers(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path), *SMALL_DEMO, "--num-workers", "-1"]) == 2
+    assert "--num-workers must be at least 0" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # rejected before generating anything
+
+
+def test_demo_rejects_an_unavailable_device_in_one_line(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path / "demo"), *SMALL_DEMO, "--device", "no-such-device"]) == 2
+    assert capsys.readouterr().err.startswith("abaw demo: error: device 'no-such-device'")
+    assert not (tmp_path / "demo").exists()  # rejected before generating anything

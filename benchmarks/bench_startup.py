@@ -1,0 +1,111 @@
+"""Start-up time of the `abaw` command line, against the floor set by its dependencies.
+
+    python benchmarks/bench_startup.py               # 5 runs of each command
+    python benchmarks/bench_startup.py --repeats 1   # a quick look (~2 min on 2 cores while help costs ~7 s)
+
+Each command runs in a fresh interpreter, several times; the median wall-clock time is reported with its ratio to
+`python -c "import torch, transformers"`, the cost of the libraries every checkpoint needs. `abaw --help` and every
+`abaw <command> --help` should cost no more than `import modeling_abaw`, and that no more than the floor. One more
+run of each lists the heavy modules it imported, which explains a regression (a command module importing its
+implementation at module level shows up as pandas, datasets, accelerate, ...). Other processes on the machine slow
+the timings down; the load average is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+# Libraries too heavy for help: the first two are the floor, the others belong to the commands' implementations.
+HEAVY_MODULES = (
+    "torch", "transformers.modeling_utils", "numpy", "PIL", "datasets", "accelerate", "av", "cv2", "matplotlib",
+    "pandas", "scipy", "modeling_abaw.train.",
+)  # fmt: skip
+
+# Runs `python ARGS...` (`-c CODE` or `-m MODULE ...`) as the interpreter would, then prints the heavy modules.
+REPORT_IMPORTS = """
+import json, runpy, sys
+arguments = sys.argv[1:]
+try:
+    if arguments[0] == "-c":
+        exec(compile(arguments[1], "<string>", "exec"), {{"__name__": "__main__"}})
+    else:
+        sys.argv = arguments[1:]
+        runpy.run_module(arguments[1], run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+heavy = {heavy!r}
+names = {{name for name in sys.modules if name.startswith(heavy)}}
+print(json.dumps(sorted({{next(h.rstrip(".") for h in heavy if n.startswith(h)) for n in names}})))
+"""
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def commands() -> list[str]:
+    from modeling_abaw.cli import build_parser
+
+    (subparsers,) = [action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
+    return list(subparsers.choices)
+
+
+def median_seconds(arguments: list[str], repeats: int, environment: dict) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *arguments], env=environment, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def heavy_imports(arguments: list[str], environment: dict) -> list[str]:
+    code = REPORT_IMPORTS.format(heavy=HEAVY_MODULES)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *arguments], env=environment, capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each command; the median is reported")
+    args = parser.parse_args()
+
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    measured = {
+        'python -c "import torch, transformers"': ["-c", "import torch, transformers"],
+        'python -c "import modeling_abaw"': ["-c", "import modeling_abaw"],
+        "abaw --help": ["-m", "modeling_abaw.cli", "--help"],
+    }
+    measured.update({f"abaw {name} --help": ["-m", "modeling_abaw.cli", name, "--help"] for name in commands()})
+
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); Python {platform.python_version()}; {args.repeats} runs each")
+    print(f"load average before: {', '.join(f'{load:.2f}' for load in os.getloadavg())}\n")
+    width = max(map(len, measured))
+    print(f"{'command':<{width}}  median s  x floor  heavy modules imported")
+    floor = None
+    for name, arguments in measured.items():
+        seconds = median_seconds(arguments, args.repeats, environment)
+        floor = floor or seconds  # the first command, import torch, transformers
+        modules = ", ".join(heavy_imports(arguments, environment)) or "-"
+        print(f"{name:<{width}}  {seconds:8.2f}  {seconds / floor:7.2f}  {modules}", flush=True)
+    print(f"\nload average after: {', '.join(f'{load:.2f}' for load in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
