@@ -173,5 +173,7 @@ def run_main(main: Callable[[], int]) -> None:
     try:
         sys.exit(main())
     except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
+        # One write call: under `accelerate launch` every process reports, and the lines must not interleave.
+        sys.stderr.write(f"error: {error}\n")
+        sys.stderr.flush()
         sys.exit(2)
