@@ -157,7 +157,7 @@ def extract_features(
     starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
     runs = {names[start]: (start, stop) for start, stop in zip(starts, np.r_[starts[1:], len(names)])}
     todo = [video for video in sorted(runs) if not cache.has(video)]
-    for video in tqdm(todo, desc="extract features", unit="video", disable=not todo):
+    for video in tqdm(todo, desc="extract features", unit="video", disable=None if todo else True):
         start, stop = runs[video]
         has_face = face_column[start:stop].astype(bool)
         tensors = {

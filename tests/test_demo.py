@@ -14,8 +14,11 @@ def test_demo_runs_the_whole_pipeline_end_to_end(tmp_path, capsys):
          "--pretrain-epochs", "1", "--finetune-epochs", "1", "--tmf-epochs", "1", "--num-workers", "0"]
     )  # fmt: skip
     assert status == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "[7/7] Writing the results table and figures" in printed
+    # Not a terminal: plain lines only, no progress-bar carriage returns or ANSI codes (a log file stays readable).
+    assert "\r" not in printed + captured.err and "\x1b[" not in printed + captured.err
     for folder in ("pretrain", "finetune", "tmf_vision_only", "tmf_audio_visual"):
         assert (output / folder / "best" / "model.safetensors").is_file()
         assert (output / folder / "history.json").is_file()

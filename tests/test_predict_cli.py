@@ -46,8 +46,10 @@ def test_outputs_schema_and_errors(tmp_path, inputs, tiny_face_mae_affect_dir, c
         "--device",
         "cpu",
     )
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("abaw predict: error")]
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if line.startswith("abaw predict: error")]
     assert status == 1
+    assert "\r" not in stderr and "\x1b[" not in stderr  # no progress bars when stderr is not a terminal
     assert len(errors) == 3 and all(line.count("\n") == 0 for line in errors)
     for name in ("broken.mp4", "empty", "missing.mp4"):
         assert sum(name in line for line in errors) == 1, errors

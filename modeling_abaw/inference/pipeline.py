@@ -217,7 +217,9 @@ class AffectPipeline:
         predictions are NaN and a NoFaceWarning is issued. Missing or unreadable inputs raise InputError.
         """
         media = open_media(path)
-        with tqdm(total=media.num_frames, desc=media.path.name, unit="frame", disable=not self.progress) as bar:
+        # disable=None: no bar when stderr is not a terminal (a log file gets no carriage returns).
+        bar = tqdm(total=media.num_frames, desc=media.path.name, unit="frame", disable=None if self.progress else True)
+        with bar:
             bar.set_postfix_str("faces")
             times, faces = self._find_faces(media, bar)
             if not faces:

@@ -121,7 +121,7 @@ def generate_synthaffect(
     splits: dict[str, list[str]] = {split: [] for split in SPLIT_DIRS.values()}
     missing: dict[str, list[int]] = {}
     show = progress if progress is not None else num_videos * num_frames >= 2000
-    with tqdm(total=num_videos * num_frames, desc="SynthAffect", unit="frame", disable=not show) as bar:
+    with tqdm(total=num_videos * num_frames, desc="SynthAffect", unit="frame", disable=None if show else True) as bar:
         for video, split, seq in zip(videos, split_of, np.random.SeedSequence(seed).spawn(num_videos)):
             subjects = _render_video(root, video, video == two_person, seq, params, bar)
             for subject in subjects:
