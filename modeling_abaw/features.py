@@ -45,6 +45,7 @@ from .io import atomic_path, write_json
 from .media import load_audio, video_frame_times
 from .modeling_face_mae import FaceMAEForAffect, face_image_processor
 from .smoothing import fill_missing_frames
+from .tasks import TASK_NAMES
 
 CACHE_FORMAT = 1
 INDEX_FILE = "features.json"
@@ -149,7 +150,7 @@ def extract_features(
         backbones={VISUAL_MODALITY: {"model": visual_model}, **{e.name: e.backbone for e in extractors}},
     )
     video_dirs = [Path(d) for d in video_dirs] if video_dirs else [Path(data) / "videos", Path(data)]
-    splits = sorted({split for task in ("au", "expr", "va") for split in dataset.splits(task)})
+    splits = sorted({split for task in TASK_NAMES for split in dataset.splits(task)})
     table = dataset.frame_table(splits=splits)
     # The table is ordered by video then frame: each video is one run of rows.
     names, frames, face_column = (table.with_format("numpy")[column] for column in ("video", "frame", "has_face"))
