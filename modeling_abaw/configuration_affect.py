@@ -12,6 +12,9 @@ class AffectConfigMixin:
     tasks (`list[str]`, defaults to `["au", "expr", "va"]`):
         The ABAW tasks the model predicts, any of "au" (12 action units), "expr" (8 expressions) and
         "va" (valence and arousal).
+    au_class_weight (`list[float]`, *optional*):
+        Eq. 1's per-AU weight W_j of both terms of the BCE, inversely proportional to the AU's positive frames in the
+        training split (W_j = N_max / N_j). Defaults to ones.
     au_pos_weight (`list[float]`, *optional*):
         Weight of the positive class of each AU in the BCE loss (inverse frequency in the training split).
         Defaults to ones.
@@ -27,6 +30,7 @@ class AffectConfigMixin:
     """
 
     tasks: list[str] | None = None
+    au_class_weight: list[float] | None = None
     au_pos_weight: list[float] | None = None
     expr_class_weight: list[float] | None = None
     smoothing_policy: dict | None = None

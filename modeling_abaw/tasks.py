@@ -31,6 +31,8 @@ class AffectTask:
         smoothing_window: the paper's median/average-filter window (in frames) for this task (Sec. 4.4).
         threshold: for multilabel tasks, the probability at and above which a label is decided present (the
             challenge's 0.5).
+        tmf_modalities: the feature sets TMF fuses for this task by default, the best of the paper's Table 8: the
+            MAE visual feature alone for AU; MAE + HuBERT + VGGish for EXPR and VA.
     """
 
     name: str
@@ -43,6 +45,7 @@ class AffectTask:
     smoothing_sigma: float
     smoothing_window: int
     threshold: float | None = None
+    tmf_modalities: tuple[str, ...] = ("mae", "hubert", "vggish")
 
     def __post_init__(self):
         if self.kind not in TASK_KINDS:
@@ -158,6 +161,7 @@ AU = AffectTask(
     smoothing_sigma=5,
     smoothing_window=10,
     threshold=0.5,
+    tmf_modalities=("mae",),
 )
 EXPR = AffectTask(
     name="expr",
