@@ -2,7 +2,10 @@
 
 One linear head per configured task (12 AU logits, 8 expression logits, 2 valence/arousal values), each followed by
 its task's activation and trained with its task's loss (tasks.py, losses.py). The loss weights come from the model
-config (inverse class frequency of the training split).
+config (inverse class frequency of the training split, N_max / N_c; AU's optional positive weights beside them).
+
+Valence and arousal are bounded by tanh: this differs from the authors' code, which clamps a linear output to
+[-1, 1], because tanh has a gradient everywhere (a clamped output outside [-1, 1] gets none).
 """
 
 from collections.abc import Mapping
@@ -25,7 +28,8 @@ class AffectOutput(ModelOutput):
         au_loss, expr_loss, va_loss: each task's loss, for logging.
         au_logits: (..., 12) AU logits; `sigmoid` gives the AU probabilities.
         expr_logits: (..., 8) expression logits; `softmax` gives the class probabilities.
-        va: (..., 2) valence and arousal in [-1, 1].
+        va: (..., 2) valence and arousal in [-1, 1], the tanh of the head's output (the authors clamp a linear
+            output instead; tanh has a gradient everywhere).
         features: (..., hidden_size) the per-frame feature the heads read (for FaceMAEForAffect: the pooled visual
             feature that TMF consumes).
         hidden_states: with `output_hidden_states=True`, the input of the encoder's first layer and the output of
@@ -78,13 +82,19 @@ class AffectHeads(nn.Module):
             if valid_mask is not None:
                 task_labels = _mark_padding_unlabelled(task_labels, valid_mask, task.invalid_value)
             # The loss weights live in the config (JSON), read at each call so that a changed config takes effect.
-            weight = None
-            if task.class_weight_key is not None:
-                weight = torch.tensor(getattr(self.config, task.class_weight_key), device=features.device)
-            losses[task.loss_key] = task_loss(task, output, task_labels, weight)
+            losses[task.loss_key] = task_loss(
+                task,
+                output,
+                task_labels,
+                class_weight=self._config_weights(task.class_weight_key, features.device),
+                pos_weight=self._config_weights(task.positive_weight_key, features.device),
+            )
         if losses:
             outputs.update(losses, loss=sum(losses.values()))
         return AffectOutput(**outputs)
+
+    def _config_weights(self, key: str | None, device: torch.device) -> torch.Tensor | None:
+        return None if key is None else torch.tensor(getattr(self.config, key), device=device)
 
 
 def _mark_padding_unlabelled(labels, valid_mask, invalid_value):

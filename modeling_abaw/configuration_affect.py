@@ -14,12 +14,15 @@ class AffectConfigMixin:
         "va" (valence and arousal).
     au_class_weight (`list[float]`, *optional*):
         Eq. 1's per-AU weight W_j of both terms of the BCE, inversely proportional to the AU's positive frames in the
-        training split (W_j = N_max / N_j). Defaults to ones.
+        training split (W_j = N_max / N_j, so the most frequent AU weighs 1). Defaults to ones.
     au_pos_weight (`list[float]`, *optional*):
-        Weight of the positive class of each AU in the BCE loss (inverse frequency in the training split).
-        Defaults to ones.
+        An option beyond the paper: an extra weight of the positive term of each AU's BCE (the `pos_weight` of
+        `binary_cross_entropy_with_logits`), applied on top of `au_class_weight`. Negatives / positives balances every
+        AU 50/50, which moves its best operating point away from the challenge's 0.5 threshold. Defaults to ones,
+        which leaves Eq. 1 exactly.
     expr_class_weight (`list[float]`, *optional*):
-        Weight of each expression class in the cross-entropy loss (inverse frequency). Defaults to ones.
+        Eq. 2's weight of each expression class in the cross-entropy, inversely proportional to its frames in the
+        training split (W_c = N_max / N_c). Defaults to ones.
     smoothing_policy (`dict`, *optional*):
         Temporal post-processing per task applied at inference (see `modeling_abaw.smoothing`). Defaults to the
         paper's gaussian filters, for every task (so that changing `tasks` never leaves one without a policy).
@@ -38,9 +41,8 @@ class AffectConfigMixin:
     def _init_affect_fields(self) -> None:
         self.tasks = validate_tasks(self.tasks if self.tasks is not None else list(TASKS))
         for task in TASKS.values():
-            if task.class_weight_key is not None:
-                weights = getattr(self, task.class_weight_key)
-                setattr(self, task.class_weight_key, _weights_or_ones(weights, task.num_outputs, task.class_weight_key))
+            for key in task.loss_weight_keys:
+                setattr(self, key, _weights_or_ones(getattr(self, key), task.num_outputs, key))
         self.smoothing_policy = {**default_smoothing_policy(), **(self.smoothing_policy or {})}
 
     def __setattr__(self, key, value):

@@ -1,10 +1,10 @@
 """The paper's training losses (Sec. 3.1, Eq. 1-3), shared by every affect model of the package.
 
-One loss per task kind, chosen by `task_loss`: weighted binary cross-entropy for multilabel tasks (AU), weighted
-cross-entropy for multiclass tasks (EXPR), 1 - CCC per dimension for regression (VA). Each ignores the task's "no
-label" marker per element (`AffectTask.is_labelled`), so a batch where only some frames (or some AUs) are labelled
-still trains. A batch with no valid label for a task gives a zero loss that stays connected to the graph, so every
-process of a distributed run reaches the same backward.
+One loss per task kind, chosen by `task_loss`: class-weighted binary cross-entropy for multilabel tasks (AU, Eq. 1),
+class-weighted cross-entropy for multiclass tasks (EXPR, Eq. 2), 1 - CCC per dimension for regression (VA, Eq. 3).
+Each ignores the task's "no label" marker per element (`AffectTask.is_labelled`), so a batch where only some frames
+(or some AUs) are labelled still trains. A batch with no valid label for a task gives a zero loss that stays
+connected to the graph, so every process of a distributed run reaches the same backward.
 """
 
 import torch
@@ -18,15 +18,21 @@ def _zero_like(prediction: torch.Tensor) -> torch.Tensor:
 
 
 def multilabel_loss(
-    task: AffectTask, logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None = None
+    task: AffectTask,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    class_weight: torch.Tensor | None = None,
+    pos_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Eq. 1: binary cross-entropy over the task's outputs, positives weighted per output (`pos_weight`, inverse
-    frequency). Averaged over the labelled (output, frame) elements. `logits` and `labels` are (..., num_outputs)."""
+    """Eq. 1: the mean over the labelled (frame, output) elements of W_j * BCE_j, where `class_weight` W_j weighs both
+    terms of output j's binary cross-entropy (the `weight` of the authors' `BCEWithLogitsLoss(weight=W)`).
+    `pos_weight` (optional, not in the paper) further weighs the positive term only. `logits` and `labels` are
+    (..., num_outputs)."""
     labelled = task.is_labelled(labels)
     if not labelled.any():
         return _zero_like(logits)
     per_element = F.binary_cross_entropy_with_logits(
-        logits.float(), labels.float().clamp(min=0), pos_weight=pos_weight, reduction="none"
+        logits.float(), labels.float().clamp(min=0), weight=class_weight, pos_weight=pos_weight, reduction="none"
     )
     return per_element[labelled].mean()
 
@@ -67,15 +73,20 @@ def regression_loss(task: AffectTask, prediction: torch.Tensor, labels: torch.Te
 
 
 def task_loss(
-    task: AffectTask, output: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+    task: AffectTask,
+    output: torch.Tensor,
+    labels: torch.Tensor,
+    class_weight: torch.Tensor | None = None,
+    pos_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The loss of `task` for its model output and labels; `weight` is the task's per-output weights
-    (`task.class_weight_key` of the config), None for regression.
+    """The loss of `task` for its model output and labels. `class_weight` is the task's per-output weights (the config
+    field `task.class_weight_key`), `pos_weight` a multilabel task's positive-term weights (`task.positive_weight_key`);
+    regression takes neither.
 
     The one dispatch on the task kind outside the registry: the losses need torch, which tasks.py cannot import.
     """
     if task.is_regression:
         return regression_loss(task, output, labels)
     if task.is_multiclass:
-        return multiclass_loss(task, output, labels, weight)
-    return multilabel_loss(task, output, labels, weight)
+        return multiclass_loss(task, output, labels, class_weight)
+    return multilabel_loss(task, output, labels, class_weight, pos_weight)

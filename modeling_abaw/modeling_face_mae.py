@@ -3,12 +3,14 @@
 Both build on transformers' ViT-MAE: `FaceMAEForPreTraining` is `ViTMAEForPreTraining` (same weight layout and
 numerics, so ImageNet MAE checkpoints load into it); `FaceMAEForAffect` reuses its encoder weights (`vit.*`) without
 masking or token shuffling, pools like MAE fine-tuning (mean of the patch tokens, then `fc_norm`) and adds the
-AU / expression / valence-arousal heads.
+AU / expression / valence-arousal heads. It fine-tunes with MAE's recipe (`main_finetune.py`): stochastic depth in the
+encoder layers, learnable position embeddings, and new heads initialised with `trunc_normal_(std=2e-5)`.
 """
 
 import torch
 from torch import nn
 from transformers import ViTImageProcessorPil
+from transformers import initialization as init
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 from transformers.models.vit_mae.modeling_vit_mae import (
     ViTMAEEmbeddings,
@@ -35,6 +37,19 @@ class FaceMAEPreTrainedModel(ViTMAEPreTrainedModel):
     config_class = FaceMAEConfig
     config: FaceMAEConfig
 
+    def _set_position_embeddings_requires_grad(self) -> None:
+        """Whether the position embeddings train: MAE keeps its sin-cos embeddings fixed in pre-training and learns
+        them in fine-tuning."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # transformers' loading makes every floating-point parameter it loads trainable, fixed position embeddings
+        # included: set them back.
+        loaded = super().from_pretrained(*args, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded)._set_position_embeddings_requires_grad()
+        return loaded
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save the model and, beside it, its image processor, so `AutoImageProcessor` works on every checkpoint."""
         super().save_pretrained(save_directory, *args, **kwargs)
@@ -48,20 +63,54 @@ class FaceMAEForPreTraining(FaceMAEPreTrainedModel, ViTMAEForPreTraining):
     config_class = FaceMAEPreTrainingConfig
     config: FaceMAEPreTrainingConfig
 
+    def _set_position_embeddings_requires_grad(self) -> None:
+        self.vit.embeddings.position_embeddings.requires_grad_(False)
+        self.decoder.decoder_pos_embed.requires_grad_(False)
+
+
+def drop_path(hidden_states: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth (timm's `drop_path`): in training, zero a residual branch for whole samples with probability
+    `rate`, and scale the kept samples by 1 / (1 - rate) so the expected output is unchanged; the identity otherwise."""
+    if rate == 0.0 or not training:
+        return hidden_states
+    keep_prob = 1.0 - rate
+    keep = hidden_states.new_empty((hidden_states.shape[0],) + (1,) * (hidden_states.dim() - 1)).bernoulli_(keep_prob)
+    return hidden_states * keep.div_(keep_prob)
+
+
+class FaceMAELayer(ViTMAELayer):
+    """A ViT-MAE encoder layer with stochastic depth on both residual branches (attention and MLP), as MAE fine-tunes
+    (timm's `Block`). Same parameters as `ViTMAELayer`, and the same numerics at `drop_path_rate=0` or in eval mode."""
+
+    def __init__(self, config: FaceMAEConfig, drop_path_rate: float = 0.0):
+        super().__init__(config)
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+        residual = hidden_states
+        hidden_states, _ = self.attention(self.layernorm_before(hidden_states), attention_mask, **kwargs)
+        hidden_states = drop_path(self.dropout(hidden_states), self.drop_path_rate, self.training) + residual
+
+        residual = hidden_states
+        hidden_states = self.mlp(self.layernorm_after(hidden_states))
+        return drop_path(self.dropout(hidden_states), self.drop_path_rate, self.training) + residual
+
 
 class FaceMAEEncoder(nn.Module):
-    """The ViT-MAE encoder run on every patch, in order: no masking, no shuffling, deterministic.
+    """The ViT-MAE encoder run on every patch, in order: no masking, no shuffling.
 
     Its parameters carry ViTMAEModel's names (`embeddings.*`, `layers.N.*`), so a pre-training checkpoint's `vit.*`
     weights load into `FaceMAEForAffect.vit`. The encoder's final `layernorm` is left out, as in MAE fine-tuning with
-    global pooling, where `fc_norm` after pooling replaces it.
+    global pooling, where `fc_norm` after pooling replaces it. Stochastic depth rises linearly over the layers from 0
+    to `config.drop_path_rate`, as in MAE fine-tuning (timm's `VisionTransformer`); eval mode is deterministic.
     """
 
     def __init__(self, config: FaceMAEConfig):
         super().__init__()
         self.config = config
         self.embeddings = ViTMAEEmbeddings(config)
-        self.layers = nn.ModuleList([ViTMAELayer(config) for _ in range(config.num_hidden_layers)])
+        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        self.layers = nn.ModuleList([FaceMAELayer(config, rate) for rate in rates])
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         embeddings = self.embeddings
@@ -100,7 +149,21 @@ class FaceMAEForAffect(FaceMAEPreTrainedModel):
         self.vit = FaceMAEEncoder(config)
         self.fc_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.affect_heads = AffectHeads(config, in_features=config.hidden_size)
+        self._set_position_embeddings_requires_grad()
         self.post_init()
+
+    def _set_position_embeddings_requires_grad(self) -> None:
+        self.vit.embeddings.position_embeddings.requires_grad_(self.config.learnable_position_embeddings)
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        # MAE fine-tuning's head init: `trunc_normal_(head.weight, std=2e-5)`, zero bias. transformers' init functions
+        # skip weights loaded from a checkpoint, so only the heads a checkpoint lacks get it. The head layers are
+        # matched themselves: for models defined outside transformers, its init skips modules without parameters of
+        # their own, such as AffectHeads.
+        if module in self.affect_heads.heads.values():
+            init.trunc_normal_(module.weight, std=self.config.head_initializer_range)
+            init.zeros_(module.bias)
 
     # The hidden states (every ViTMAELayer's input and output) and attention probabilities (every ViTMAEAttention's)
     # are recorded by transformers' hooks, as in ViTMAEModel (`_can_record_outputs` of ViTMAEPreTrainedModel), which

@@ -97,11 +97,22 @@ class AffectTask:
 
     @property
     def class_weight_key(self) -> str | None:
-        """Config field of the per-output loss weights (inverse class frequency): the positive-class weight of each
-        AU (`au_pos_weight`), the weight of each expression class (`expr_class_weight`); VA's CCC loss has none."""
-        if self.is_regression:
-            return None
-        return f"{self.name}_pos_weight" if self.kind == "multilabel" else f"{self.name}_class_weight"
+        """Config field of the per-output loss weights, inversely proportional to each output's frequency in the
+        training split (N_max / N_c): Eq. 1's W_j of both BCE terms of each AU (`au_class_weight`), the weight of each
+        expression class in the cross-entropy (`expr_class_weight`); VA's CCC loss has none."""
+        return None if self.is_regression else f"{self.name}_class_weight"
+
+    @property
+    def positive_weight_key(self) -> str | None:
+        """Config field of the optional extra weights of the positive term of each output's BCE (`au_pos_weight`, the
+        `pos_weight` of `binary_cross_entropy_with_logits`); only multilabel tasks have one. Ones (the default) give
+        Eq. 1 exactly; negatives / positives re-weights every output to a 50/50 balance, a departure from the paper."""
+        return f"{self.name}_pos_weight" if self.kind == "multilabel" else None
+
+    @property
+    def loss_weight_keys(self) -> tuple[str, ...]:
+        """The config fields of all this task's loss weights (class weights, then positive weights)."""
+        return tuple(key for key in (self.class_weight_key, self.positive_weight_key) if key is not None)
 
     def is_labelled(self, labels):
         """Elementwise: True where a label is given, False where it holds the "no label" marker (arrays or tensors)."""

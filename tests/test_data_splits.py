@@ -6,6 +6,7 @@ import pytest
 from test_affwild2 import write_fake_affwild2
 
 from modeling_abaw.data import AffWild2, au_pos_weights, expr_class_weights, kfold_video_splits, raw_video_name
+from modeling_abaw.data.splits import au_class_weights
 from modeling_abaw.errors import InputError
 from modeling_abaw.tasks import AU
 
@@ -41,12 +42,9 @@ def test_class_weights_inverse_frequency():
     assert au_pos_weights(au[None]).shape == (12,)  # clip labels (B, K, 12) work too
 
     expr = np.array([0] * 6 + [1] * 3 + [4] * 1 + [-1] * 5)
-    inverse = np.array([10 / 6, 10 / 3, 10])
     expected = np.zeros(8)
-    expected[[0, 1, 4]] = inverse / inverse.mean()
-    weights = expr_class_weights(expr)
-    np.testing.assert_allclose(weights, expected, rtol=1e-6)
-    assert np.isfinite(weights).all() and weights[[0, 1, 4]].mean() == pytest.approx(1)
+    expected[[0, 1, 4]] = [6 / 6, 6 / 3, 6 / 1]  # N_max / N_c; absent classes 0
+    np.testing.assert_allclose(expr_class_weights(expr), expected, rtol=1e-6)
     assert (expr_class_weights(np.full(4, -1)) == 0).all()
 
 
@@ -55,6 +53,7 @@ def test_class_weights_read_the_label_column_of_a_frame_table(tmp_path):
     write_fake_affwild2(tmp_path)
     frames = AffWild2(tmp_path).frame_table(["train", "validation"])
     columns = frames.with_format("numpy")
+    np.testing.assert_array_equal(au_class_weights(frames), au_class_weights(columns["au_labels"][:]))
     np.testing.assert_array_equal(au_pos_weights(frames), au_pos_weights(columns["au_labels"][:]))
     np.testing.assert_array_equal(expr_class_weights(frames), expr_class_weights(columns["expr_labels"][:]))
     some = frames.select([0, 2, 3, 7])  # a selection of rows, as after a k-fold split
@@ -66,6 +65,8 @@ def test_class_weights_name_what_is_wrong_with_their_input(tmp_path):
     au_only = AffWild2(tmp_path).frame_table("train", tasks="au")
     with pytest.raises(InputError, match="expr_class_weights: the frame table has no expr_labels column"):
         expr_class_weights(au_only)
+    with pytest.raises(InputError, match="au_class_weights: the frame table has no au_labels column"):
+        au_class_weights(AffWild2(tmp_path).frame_table("train", tasks="expr"))
     with pytest.raises(InputError, match=r"au_pos_weights: expected au labels .* \(\.\.\., 12\).* got shape \(5, 2\)"):
         au_pos_weights(np.zeros((5, 2)))  # e.g. VA labels
     with pytest.raises(InputError, match="got dict"):

@@ -24,7 +24,8 @@ def test_config_defaults_are_the_papers():
     assert config.layer_norm_eps == 1e-6 and config.norm_pix_loss is False
     assert config.tasks == ["au", "expr", "va"]
     assert config.label_names == {"au": list(AU.labels), "expr": list(EXPR.labels), "va": list(VA.labels)}
-    assert config.au_pos_weight == [1.0] * 12 and config.expr_class_weight == [1.0] * 8
+    assert config.au_class_weight == [1.0] * 12 and config.expr_class_weight == [1.0] * 8
+    assert config.au_pos_weight == [1.0] * 12  # the option beyond the paper, off
     assert config.smoothing_policy["expr"] == {"filter": "gaussian", "sigma": 25.0}
     assert FaceMAEConfig(tasks=["va"]).smoothing_policy.keys() == {"au", "expr", "va"}
 
@@ -90,19 +91,19 @@ def test_au_loss_matches_weighted_bce_and_ignores_missing_labels():
     logits, labels = torch.randn(6, 12), torch.randint(0, 2, (6, 12)).float()
     labels[0, :5] = -1
     labels[3] = -1
-    pos_weight = torch.rand(12) * 3
+    class_weight = torch.rand(12) * 3
     valid = labels >= 0
     expected = torch.stack(
         [
-            F.binary_cross_entropy_with_logits(logits[i, j], labels[i, j], pos_weight=pos_weight[j])
+            F.binary_cross_entropy_with_logits(logits[i, j], labels[i, j], weight=class_weight[j])
             for i, j in valid.nonzero().tolist()
         ]
     ).mean()
-    torch.testing.assert_close(multilabel_loss(AU, logits, labels, pos_weight), expected)
+    torch.testing.assert_close(multilabel_loss(AU, logits, labels, class_weight), expected)
     # Logits of unlabelled elements do not change the loss.
     changed = logits.clone()
     changed[~valid] += 5
-    torch.testing.assert_close(multilabel_loss(AU, changed, labels, pos_weight), expected)
+    torch.testing.assert_close(multilabel_loss(AU, changed, labels, class_weight), expected)
 
 
 def test_expr_loss_matches_weighted_cross_entropy():
@@ -185,13 +186,13 @@ def test_affect_model_takes_the_encoder_of_a_pretraining_checkpoint(tiny_face_ma
 
 
 def test_loss_weights_and_tasks_survive_loading(tiny_face_mae_kwargs, tmp_path):
-    weights = dict(au_pos_weight=[float(i + 1) for i in range(12)], expr_class_weight=[0.5] * 8)
+    weights = dict(au_class_weight=[float(i + 1) for i in range(12)], expr_class_weight=[0.5] * 8)
     FaceMAEForPreTraining(FaceMAEPreTrainingConfig(**tiny_face_mae_kwargs, **weights)).save_pretrained(tmp_path / "a")
     model = FaceMAEForAffect.from_pretrained(tmp_path / "a", tasks=["au"])
     assert list(model.affect_heads.heads) == ["au"] and model.config.label_names == {"au": list(AU.labels)}
     pixel_values, labels = torch.randn(3, 3, 32, 32), torch.randint(0, 2, (3, 12)).float()
     outputs = model(pixel_values, au_labels=labels)
-    expected = multilabel_loss(AU, outputs.au_logits, labels, torch.tensor(weights["au_pos_weight"]))
+    expected = multilabel_loss(AU, outputs.au_logits, labels, torch.tensor(weights["au_class_weight"]))
     torch.testing.assert_close(outputs.loss, expected)
     model.save_pretrained(tmp_path / "b")
     assert AutoModel.from_pretrained(tmp_path / "b").config.tasks == ["au"]

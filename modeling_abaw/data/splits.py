@@ -1,5 +1,5 @@
 """Training splits and class weights: the paper's video-level k-fold cross-validation and the loss weights that
-rebalance rare action units and expressions (paper Sec. 3.1)."""
+rebalance rare action units and expressions (paper Sec. 3.1, Eq. 1-2)."""
 
 from __future__ import annotations
 
@@ -35,11 +35,39 @@ def kfold_video_splits(videos: Iterable[str], k: int = 5, seed: int = 0) -> list
     ]
 
 
+def inverse_frequency_weights(counts: np.ndarray) -> np.ndarray:
+    """Loss weights inversely proportional to class frequency, the paper's rule (Sec. 3.1) as the authors compute it:
+    W_c = N_max / N_c, so the most frequent class weighs 1 and a class ten times rarer 10.
+
+    A class with no example (N_c = 0) gets 0 rather than an infinite weight. For an expression this changes nothing
+    (the class is never a target); for an AU it leaves the AU out of Eq. 1's sum (no positive frame to learn it from),
+    so its head is not trained.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    weights = np.zeros(counts.shape, dtype=np.float32)
+    present = counts > 0
+    weights[present] = counts.max() / counts[present]
+    return weights
+
+
+def au_class_weights(labels: np.ndarray | datasets.Dataset) -> np.ndarray:
+    """Eq. 1's per-AU weights W_j = N_max / N_j (`inverse_frequency_weights`), N_j the frames where AU j is labelled
+    present; the model config's `au_class_weight`, the `weight` of `binary_cross_entropy_with_logits`. Unlabelled (-1)
+    elements count for nothing.
+
+    `labels` is an AU label array of shape (..., 12) (frames, or clips of frames) or a frame table
+    (`AffWild2.frame_table`), whose `au_labels` column is read.
+    """
+    labels = _training_labels(labels, AU, "au_class_weights")
+    return inverse_frequency_weights((labels == 1).sum(0))
+
+
 def au_pos_weights(labels: np.ndarray | datasets.Dataset) -> np.ndarray:
-    """Per-AU weights of the positive class, inversely proportional to its frequency in the training labels (paper
-    Sec. 3.1): pos_weight_c = negatives_c / positives_c over the frames where AU c is labelled, the `pos_weight` of
-    `binary_cross_entropy_with_logits` (the model config's `au_pos_weight`), so that positives and negatives of every
-    AU weigh the same in total. An AU with no positive (or no negative) frame gets 1: there is nothing to rebalance.
+    """An option beyond the paper: per-AU weights of the positive term of the BCE, pos_weight_j = negatives_j /
+    positives_j over the frames where AU j is labelled (the `pos_weight` of `binary_cross_entropy_with_logits`, the
+    model config's `au_pos_weight`), so that positives and negatives of every AU weigh the same in total. This moves
+    each AU's best constant prediction to 0.5, whatever its frequency. An AU with no positive (or no negative) frame
+    gets 1: there is nothing to rebalance.
 
     `labels` is an AU label array of shape (..., 12) (frames, or clips of frames) or a frame table
     (`AffWild2.frame_table`), whose `au_labels` column is read.
@@ -53,22 +81,15 @@ def au_pos_weights(labels: np.ndarray | datasets.Dataset) -> np.ndarray:
 
 
 def expr_class_weights(labels: np.ndarray | datasets.Dataset) -> np.ndarray:
-    """Expression class weights inversely proportional to class frequency in the training labels (paper Sec. 3.1),
-    normalised to mean 1 (the `weight=` of `cross_entropy`). Unlabelled (-1) frames are ignored; a class with no frame
-    gets weight 0 and is left out of the mean (it never appears as a target, so its weight is never used).
+    """Eq. 2's expression class weights W_c = N_max / N_c (`inverse_frequency_weights`), N_c the frames of class c;
+    the model config's `expr_class_weight`, the `weight=` of `cross_entropy`. Unlabelled (-1) frames are ignored.
 
     `labels` is an array of class indices of any shape (frames, or clips of frames) or a frame table
     (`AffWild2.frame_table`), whose `expr_labels` column is read.
     """
     labels = _training_labels(labels, EXPR, "expr_class_weights")
     labels = labels[EXPR.is_labelled(labels)].astype(np.int64)
-    counts = np.bincount(labels, minlength=EXPR.num_outputs)
-    weights = np.zeros(EXPR.num_outputs, dtype=np.float32)
-    present = counts > 0
-    if present.any():
-        inverse = len(labels) / counts[present]
-        weights[present] = inverse / inverse.mean()
-    return weights
+    return inverse_frequency_weights(np.bincount(labels, minlength=EXPR.num_outputs))
 
 
 def _training_labels(labels: np.ndarray | datasets.Dataset, task: AffectTask, function: str) -> np.ndarray:
