@@ -158,6 +158,9 @@ def test_finetune_learns_with_the_training_class_weights(synth, pretrained, tmp_
     config = read_json(output / "final" / "config.json")
     train_frames = AffWild2(synth).frame_table("train")
     assert config["tasks"] == ["au", "expr", "va"]
+    # The MAE fine-tuning recipe's defaults reach the saved config.
+    assert (config["drop_path_rate"], config["head_initializer_range"]) == (0.1, 2e-5)
+    assert config["learnable_position_embeddings"] is True
     np.testing.assert_allclose(config["au_class_weight"], splits.au_class_weights(np.array(train_frames["au_labels"])))
     assert config["au_pos_weight"] == [1.0] * 12  # Eq. 1: no positive re-weighting
     np.testing.assert_allclose(config["expr_class_weight"], expr_class_weights(np.array(train_frames["expr_labels"])))
