@@ -85,8 +85,9 @@ def run_demo(settings: DemoSettings) -> dict:
     fusions = {"TMF vision-only": ["mae"], "TMF audio-visual": list(cache.modalities)}
     for name, modalities in fusions.items():
         run_dir = _run_dir(output, name)
-        _run(tmf.main, ["--data", str(data), "--features", str(cache.path), "--modalities", ",".join(modalities),
-             "--model", str(tmf_config), "--output-dir", str(run_dir), "--num-epochs", str(settings.tmf_epochs),
+        _run(tmf.main, ["--data", str(data), "--features", str(cache.path), "--tasks", "au,expr,va",
+             "--modalities", ",".join(modalities), "--model", str(tmf_config), "--output-dir", str(run_dir),
+             "--num-epochs", str(settings.tmf_epochs),
              "--batch-size", clip_batch, "--learning-rate", "5e-4", "--eval-steps", "10", "--save-steps", "1000",
              *common])  # fmt: skip
 

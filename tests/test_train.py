@@ -15,7 +15,7 @@ from transformers import AutoImageProcessor, AutoModel
 
 from modeling_abaw import FaceMAEForPreTraining, FaceMAEPreTrainingConfig, TMFConfig
 from modeling_abaw.cli import main as abaw
-from modeling_abaw.data import AffWild2, FrameDataset, au_pos_weights, expr_class_weights
+from modeling_abaw.data import AffWild2, FrameDataset, expr_class_weights, splits
 from modeling_abaw.data.synth import generate_synthaffect
 from modeling_abaw.errors import InputError
 from modeling_abaw.features import FeatureCache
@@ -158,7 +158,11 @@ def test_finetune_learns_with_the_training_class_weights(synth, pretrained, tmp_
     config = read_json(output / "final" / "config.json")
     train_frames = AffWild2(synth).frame_table("train")
     assert config["tasks"] == ["au", "expr", "va"]
-    np.testing.assert_allclose(config["au_pos_weight"], au_pos_weights(np.array(train_frames["au_labels"])))
+    # The MAE fine-tuning recipe's defaults reach the saved config.
+    assert (config["drop_path_rate"], config["head_initializer_range"]) == (0.1, 2e-5)
+    assert config["learnable_position_embeddings"] is True
+    np.testing.assert_allclose(config["au_class_weight"], splits.au_class_weights(np.array(train_frames["au_labels"])))
+    assert config["au_pos_weight"] == [1.0] * 12  # Eq. 1: no positive re-weighting
     np.testing.assert_allclose(config["expr_class_weight"], expr_class_weights(np.array(train_frames["expr_labels"])))
     results = read_json(output / "final" / "eval_results.json")
     validation_faces = len(FrameDataset(AffWild2(synth).frame_table("validation"), transform=None))
@@ -192,7 +196,7 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(stage, stop, 
         args += [str(make_pretrained_face_mae(tmp_path / "start")), *QUICK]
     else:
         main, args = tmf.main, ["--data", str(synth), "--features", str(cache.path), "--model", str(tmf_config)]
-        args += [*QUICK, "--batch_size", "2"]
+        args += ["--tasks", "au,expr,va", *QUICK, "--batch_size", "2"]
     # 2 micro-batches per step; the run stopped by --max_steps checkpoints inside the first epoch.
     args += ["--num_epochs", "2", "--gradient_accumulation_steps", "2", "--learning_rate", "1e-3"]
     run(main, [*args, "--output_dir", str(tmp_path / "straight")])
@@ -218,15 +222,16 @@ def test_bad_input_is_one_clear_line(synth, pretrained, tmp_path, capsys):
     output = ["--output_dir", str(tmp_path / "out")]
     model = ["--model", str(pretrained)]
     with pytest.raises(InputError, match="no such dataset folder"):
-        finetune.main(["--data", str(tmp_path / "missing"), *model, *output])
+        finetune.main(["--data", str(tmp_path / "missing"), *model, "--tasks", "au", *output])
     with pytest.raises(InputError, match="Unknown task 'pose'"):
         finetune.main(["--data", str(synth), *model, "--tasks", "au,pose", *output])
     with pytest.raises(InputError, match="--batch_size 10 must be a multiple"):
         finetune.main(
-            ["--data", str(synth), *model, "--batch_size", "10", "--gradient_accumulation_steps", "3", *output]
+            ["--data", str(synth), *model, "--tasks", "au", "--batch_size", "10", "--gradient_accumulation_steps", "3"]
+            + output
         )
     settings = tmp_path / "bad.yaml"
-    settings.write_text("data: x\nlearning_rat: 0.1\n")
+    settings.write_text("data: x\ntasks: au\nlearning_rat: 0.1\n")
     with pytest.raises(InputError, match="unknown setting.*learning_rat"):
         finetune.main(["--config", str(settings), *output])
     with pytest.raises(InputError, match="no checkpoint to resume from"):

@@ -109,7 +109,7 @@ def test_a_non_finite_loss_on_one_process_stops_every_process_at_the_same_step(s
     video = AffWild2(synth).videos(["train"])[0]  # its clips go to one process or the other
     tensors = load_file(cache.video_path(video))
     cache.write_video(video, {**tensors, "mae": torch.full_like(tensors["mae"], float("nan"))})
-    arguments = ["--data", str(synth), "--features", str(cache.path), "--modalities", "mae"]
+    arguments = ["--data", str(synth), "--features", str(cache.path), "--tasks", "au", "--modalities", "mae"]
     arguments += ["--model", str(make_tmf_config(tmp_path / "tmf-config")), "--batch_size", "2", "--save_steps", "1"]
     result = launch_on_two_processes("tmf", [*arguments, "--output_dir", str(tmp_path / "out")])
     assert result.returncode != 0

@@ -54,7 +54,8 @@ def test_abaw_train_on_non_finite_inputs_is_one_line_and_status_2(tmp_path, caps
         tensors = load_file(cache.video_path(video))
         cache.write_video(video, {**tensors, "mae": torch.full_like(tensors["mae"], float("nan"))})
     arguments = ["--data", str(synth), "--features", str(cache.path), "--model", str(make_tmf_config(tmp_path / "m"))]
-    code = abaw(["train", "tmf", *arguments, "--output_dir", str(tmp_path / "out"), *QUICK, "--batch_size", "2"])
+    arguments += ["--tasks", "au", "--output_dir", str(tmp_path / "out"), *QUICK, "--batch_size", "2"]
+    code = abaw(["train", "tmf", *arguments])
     error = capsys.readouterr().err.strip()
     assert code == 2 and error == "abaw train: error: non-finite loss (nan) at step 1; no checkpoint was saved"
 
@@ -62,10 +63,12 @@ def test_abaw_train_on_non_finite_inputs_is_one_line_and_status_2(tmp_path, caps
 def test_every_flag_takes_the_dashed_spelling_too(tmp_path):
     dashed = parse_arguments(
         FinetuneArguments,
-        ["--data", "d", "--model", "m", "--output-dir", str(tmp_path), "--batch-size", "16", "--num-workers", "1"]
+        ["--data", "d", "--model", "m", "--tasks", "au", "--output-dir", str(tmp_path), "--batch-size", "16"]
+        + ["--num-workers", "1", "--layer-decay", "0.75", "--drop-path-rate", "0.2"]
         + ["--gradient-accumulation-steps", "2", "--resume-from-checkpoint", "latest", "--min-crop-scale", "0.5"],
     )
     assert (dashed.output_dir, dashed.batch_size, dashed.num_workers) == (str(tmp_path), 16, 1)
+    assert (dashed.layer_decay, dashed.drop_path_rate) == (0.75, 0.2)
     assert (dashed.gradient_accumulation_steps, dashed.resume_from_checkpoint, dashed.min_crop_scale) == (
         2,
         "latest",

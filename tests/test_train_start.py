@@ -37,6 +37,8 @@ def fresh_accelerate_state():
 
 def stage_arguments(stage: str, synth: Path, model: Path, tmp_path: Path) -> list[str]:
     arguments = ["--data", str(synth), "--model", str(model), "--output_dir", str(tmp_path / "out"), *QUICK]
+    if stage != "pretrain":
+        arguments += ["--tasks", "au"]
     if stage == "tmf":
         arguments += ["--features", str(make_feature_cache(synth, tmp_path / "features").path)]
     return arguments
@@ -58,6 +60,7 @@ def test_weights_in_a_pickle_format_are_an_error_not_a_new_model(synth, tmp_path
     FaceMAEConfig(**TINY_FACE_MAE).save_pretrained(model)
     (model / "pytorch_model.bin").write_bytes(b"not unpickled")  # loading it would fail otherwise
     arguments = ["--data", str(synth), "--model", str(model), "--output_dir", str(tmp_path / "out"), *QUICK]
+    arguments += ["--tasks", "au"]
     with pytest.raises(InputError, match=rf"{model}: no \*\.safetensors weights \(it holds pytorch_model\.bin\)"):
         finetune.main(arguments)
     assert not (tmp_path / "out").exists()
@@ -114,6 +117,7 @@ def test_a_stage_log_is_plain_lines_with_the_summary_and_a_resumed_run_names_its
     synth, pretrained, tmp_path, capfd
 ):
     arguments = ["--data", str(synth), "--model", str(pretrained), "--output_dir", str(tmp_path / "out"), *QUICK]
+    arguments += ["--tasks", "au"]
     assert finetune.main([*arguments, "--max_steps", "2"]) == 0
     output = capfd.readouterr()
     log = output.out + output.err

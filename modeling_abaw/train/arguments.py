@@ -111,7 +111,21 @@ class AffectArguments(TrainingArguments):
     """Flags of the stages that learn the ABAW tasks from Aff-Wild2 labels (finetune, tmf)."""
 
     data: str = field(metadata={"help": "Aff-Wild2 (or SynthAffect) folder: cropped_aligned/ and the annotations."})
-    tasks: str = field(default="au,expr,va", metadata={"help": "Comma-separated tasks to learn: au, expr, va."})
+    tasks: str = field(
+        metadata={
+            "help": "The paper trains one model per track: --tasks au, expr or va. Several, comma-separated "
+            "(au,expr,va), give one multi-task model; a video in the validation set of any of them is then left out "
+            "of training."
+        }
+    )
+    au_positive_weighting: bool = field(
+        default=False,
+        metadata={
+            "help": "AU loss: weight the positive term of each AU's cross-entropy by negatives/positives (the "
+            "package's earlier default), which moves every AU's optimal operating point to 50/50, instead of Eq. 1's "
+            "weight N_max/N_j on both terms. Off by default because Eq. 1 weights both terms."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()

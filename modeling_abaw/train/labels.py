@@ -1,30 +1,73 @@
-"""The labels of the affect stages (finetune, tmf): the loss weights the training split's labels give the model
-config, and the label arguments of a batch."""
+"""What the affect stages (finetune, tmf) take from the Aff-Wild2 labels: the training and validation frames of the
+run's tasks without a split leak, the loss weights the training labels give the model config, and the label
+arguments of a batch."""
 
 from collections.abc import Mapping, Sequence
 
 import datasets
 import torch
 
-from ..data import au_pos_weights, expr_class_weights
+from ..data import AffWild2, splits
 from ..tasks import TASKS
 
-# The loss weights of each task kind: the config field's suffix (`au_pos_weight`, `expr_class_weight`) and how they
-# follow from the training labels. One dispatch by kind, as the weights are computed with numpy, which tasks.py
-# cannot import; the regression loss (CCC) takes no weights.
-LOSS_WEIGHTS = {"multilabel": ("pos_weight", au_pos_weights), "multiclass": ("class_weight", expr_class_weights)}
+
+def training_and_validation_frames(
+    data: AffWild2, tasks: Sequence[str]
+) -> tuple[datasets.Dataset, datasets.Dataset, str]:
+    """The frame tables of the training and validation videos of `tasks`, and a line saying what split hygiene
+    dropped ("" for a single task).
+
+    Aff-Wild2's challenges have different video lists: a video of one task's Train_Set may be in another's
+    Validation_Set. The paper trains one model per track, where this cannot happen; a multi-task run validates on
+    the union of the tasks' Validation_Sets, so a video in any of them gives no frame to training (otherwise the
+    validation score of one task would be measured on a face the model was trained on for another).
+    """
+    validation_videos = data.videos("validation", tasks)
+    candidates = data.videos("train", tasks)
+    leaking = set(candidates) & set(validation_videos)
+    training_videos = [video for video in candidates if video not in leaking]
+    train_frames = data.frame_table("train", tasks, videos=training_videos)
+    eval_frames = data.frame_table("validation", tasks)
+    if len(tasks) == 1:
+        return train_frames, eval_frames, ""
+    dropped_frames = len(data.frame_table("train", tasks, videos=sorted(leaking))) if leaking else 0
+    note = (
+        f"Split hygiene of the multi-task run ({', '.join(tasks)}): {len(leaking)} of {len(candidates)} training "
+        f"video(s) ({dropped_frames} frames) left out of training, being in the validation set of one of these tasks"
+    )
+    return train_frames, eval_frames, note
 
 
-def loss_weights(frames: datasets.Dataset, tasks: Sequence[str]) -> dict[str, list[float]]:
-    """The model config's loss weights (`au_pos_weight`, `expr_class_weight`) from the labels of the training
-    frames, inversely proportional to the frequencies (paper Sec. 3.1)."""
+def loss_weights(frames: datasets.Dataset, tasks: Sequence[str], au_positive_weighting: bool = False) -> dict:
+    """The model config's loss weights from the labels of the training frames (paper Sec. 3.1), each inversely
+    proportional to a class's frequency:
+
+    - AU, Eq. 1: `au_class_weight` W_j = N_max / N_j (N_j: positive frames of AU j), weighting both terms of AU j's
+      binary cross-entropy; `au_pos_weight` ones. With `au_positive_weighting` instead (the package's earlier
+      default): `au_pos_weight` = negatives / positives on the positive term and `au_class_weight` ones.
+    - EXPR, Eq. 2: `expr_class_weight` W_c = N_max / N_c.
+
+    Both fields of AU are set, so that a run continuing from a checkpoint takes every weight from its own training
+    split. The weights are computed with numpy, which tasks.py cannot import: hence the one dispatch by task kind
+    here; the regression loss (CCC) takes no weights.
+    """
     columns = frames.with_format("numpy")
     weights = {}
     for name in tasks:
         task = TASKS[name]
-        if task.kind in LOSS_WEIGHTS:
-            suffix, weights_of = LOSS_WEIGHTS[task.kind]
-            weights[f"{name}_{suffix}"] = weights_of(columns[task.label_key][:]).tolist()
+        if task.is_regression:
+            continue
+        labels = columns[task.label_key][:]
+        if task.is_multiclass:
+            weights[f"{name}_class_weight"] = splits.expr_class_weights(labels).tolist()
+            continue
+        ones = [1.0] * task.num_outputs
+        if au_positive_weighting:
+            weights.update({f"{name}_class_weight": ones, f"{name}_pos_weight": splits.au_pos_weights(labels).tolist()})
+        else:
+            weights.update(
+                {f"{name}_class_weight": splits.au_class_weights(labels).tolist(), f"{name}_pos_weight": ones}
+            )
     return weights
 
 

@@ -1,4 +1,4 @@
-"""The training loop the three stages share, and its set-up: the Accelerator, data loaders, AdamW.
+"""The training loop the three stages share, and its set-up: the Accelerator, data loaders, AdamW parameter groups.
 
 A stage builds its datasets, its model, a `compute_loss(model, batch)` and an `evaluate(model, dataloader)`, and
 hands them to `train`, which checkpoints (see `checkpointing`), keeps the best model and writes:
@@ -89,13 +89,31 @@ def make_dataloader(dataset: Dataset, batch_size: int, args: TrainingArguments, 
     )
 
 
-def make_optimizer(model: nn.Module, args: TrainingArguments) -> torch.optim.AdamW:
-    """AdamW with the weight decay on matrices only: biases and norm weights (1-d parameters) are not decayed (MAE)."""
-    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    groups = [
-        {"params": [p for p in parameters if p.ndim > 1], "weight_decay": args.weight_decay},
-        {"params": [p for p in parameters if p.ndim <= 1], "weight_decay": 0.0},
-    ]
+def parameter_groups(
+    model: nn.Module,
+    weight_decay: float,
+    lr_scale: Callable[[str], float] | None = None,
+    no_weight_decay: Callable[[str], bool] | None = None,
+) -> list[dict]:
+    """AdamW parameter groups of the trainable parameters, one per (learning-rate scale, weight decay), as MAE's
+    `param_groups_lrd`: no weight decay on 1-d parameters (biases, norm weights) nor on the names `no_weight_decay`
+    picks; `lr_scale(name)` scales a parameter's learning rate (layer-wise decay; default 1)."""
+    groups: dict[tuple[float, float], dict] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        decay = 0.0 if parameter.ndim <= 1 or (no_weight_decay and no_weight_decay(name)) else weight_decay
+        scale = lr_scale(name) if lr_scale else 1.0
+        group = groups.setdefault((scale, decay), {"params": [], "weight_decay": decay, "lr_scale": scale})
+        group["params"].append(parameter)
+    return list(groups.values())
+
+
+def make_optimizer(groups: list[dict], args: TrainingArguments) -> torch.optim.AdamW:
+    """AdamW over `parameter_groups`, each group at --learning_rate times its `lr_scale`. The schedulers of
+    transformers are LambdaLRs, which multiply each group's own initial learning rate: the scales hold all along."""
+    for group in groups:
+        group["lr"] = args.learning_rate * group["lr_scale"]
     return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
 
 
@@ -117,13 +135,15 @@ def train(
     eval_set: Dataset,
     compute_loss: Callable[[nn.Module, dict], torch.Tensor],
     evaluate: Callable[[nn.Module, DataLoader], dict[str, float]],
+    optimizer_groups: list[dict] | None = None,
 ) -> TrainingState:
     """Train `model` with AdamW, warm-up and cosine decay; evaluate, checkpoint, log; save output/best and final.
 
     `model_origin` says where its weights come from (`load_model`'s line); a resumed run says which checkpoint
     instead. Batches carry `index`, the item's index in its dataset. `compute_loss(model, batch)` returns the loss of
     a batch; `evaluate(model, eval_dataloader)` returns validation metrics (gathered over processes) with
-    --metric_for_best_model among them. A non-finite loss on any process stops every process before its update.
+    --metric_for_best_model among them. `optimizer_groups` are the AdamW `parameter_groups` (default: one learning
+    rate, weight decay on matrices). A non-finite loss on any process stops every process before its update.
     """
     output_dir = Path(args.output_dir)
     checkpoint = find_checkpoint(args.resume_from_checkpoint, args.output_dir) if args.resume_from_checkpoint else None
@@ -133,8 +153,9 @@ def train(
     train_set = IndexedDataset(train_set, args.seed)
     train_dataloader = make_dataloader(train_set, micro_batch_size, args, train=True)
     eval_dataloader = make_dataloader(IndexedDataset(eval_set, args.seed), micro_batch_size, args, train=False)
+    optimizer = make_optimizer(optimizer_groups or parameter_groups(model, args.weight_decay), args)
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
-        model, make_optimizer(model, args), train_dataloader, eval_dataloader
+        model, optimizer, train_dataloader, eval_dataloader
     )
     if not len(train_dataloader):
         raise InputError(f"the training set has {len(train_set)} samples, fewer than one batch of {args.batch_size}")
@@ -237,7 +258,8 @@ def train(
                     "step": state.step,
                     "epoch": epoch_progress,
                     "loss": (totals[0] / totals[1]).item(),
-                    "learning_rate": scheduler.get_last_lr()[0],
+                    # The peak group's (the heads' under layer-wise decay): --learning_rate on the schedule.
+                    "learning_rate": max(scheduler.get_last_lr()),
                 }
                 state.history["train"].append(record)
                 accelerator.log(

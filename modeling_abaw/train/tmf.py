@@ -3,12 +3,13 @@
 Reads clips of K consecutive frames (the config's `clip_length`, K=100 in the paper) of the training videos from a
 feature cache (`abaw extract-features`) and learns `--tasks` from their per-frame labels. The config's `modalities`
 and `backbones` are copied from the cache, so the checkpoint says how to rebuild its inputs; `--modalities` picks the
-fused ones (the paper's best: mae for AU; mae, hubert and vggish for EXPR and VA). Validation: the ABAW metrics on
-every frame of the validation videos, raw and after the config's smoothing policy. The paper: AdamW, batch 32,
+fused ones, by default the paper's best per task (Table 8, `AffectTask.tmf_modalities`): mae for AU; mae, hubert and
+vggish for EXPR and VA. The VA loss is a CCC over the global batch (see `affect_loss`). Validation: the ABAW metrics
+on every frame of the validation videos, raw and after the config's smoothing policy. The paper: AdamW, batch 32,
 learning rate 1e-4, 20 epochs.
 
     accelerate launch -m modeling_abaw.train.tmf --data Aff-Wild2/ --features features/ --tasks expr \
-        --modalities mae,hubert,vggish --output_dir runs/tmf-expr
+        --output_dir runs/tmf-expr
 """
 
 from dataclasses import dataclass, field
@@ -18,19 +19,27 @@ from ..errors import InputError
 from ..evaluation import evaluate_clips, tmf_inputs
 from ..features import FeatureCache
 from ..modeling_tmf import TMFForAffect
+from ..tasks import TASKS
+from .affect_loss import affect_loss
 from .arguments import AffectArguments, parse_arguments, run_main, stage_default
 from .checkpointing import load_model
-from .labels import label_inputs, loss_weights
+from .labels import loss_weights, training_and_validation_frames
 from .loop import make_accelerator, train
 
 
 @dataclass(kw_only=True)
 class TMFArguments(AffectArguments):
-    """Training of the multi-modal temporal fusion model on cached features (defaults: the paper's)."""
+    """Training of the multi-modal temporal fusion model on cached features (the paper's defaults). The VA loss
+    (CCC) is a statistic of the global batch of all processes; with --gradient_accumulation_steps, of each
+    micro-step's (processes x micro-batch), not of the whole step."""
 
     features: str = field(metadata={"help": "Feature cache folder (written by `abaw extract-features`)."})
-    modalities: str = field(
-        default="mae,hubert,vggish", metadata={"help": "Comma-separated cached modalities to fuse."}
+    modalities: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated cached modalities to fuse. Default: the paper's best per task (Table 8): mae for "
+            "au; mae,hubert,vggish for expr and va; for several tasks, the union."
+        },
     )
     model: str | None = field(
         default=None,
@@ -45,6 +54,9 @@ class TMFArguments(AffectArguments):
 
     @property
     def modality_list(self) -> list[str]:
+        """--modalities, or the Table 8 modalities of the run's tasks (their union, in the registry's order)."""
+        if self.modalities is None:
+            return list(dict.fromkeys(name for task in self.task_list for name in TASKS[task].tmf_modalities))
         names = self.modalities.split(",") if isinstance(self.modalities, str) else self.modalities
         return [name.strip() for name in names if name.strip()]
 
@@ -56,10 +68,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     cache = FeatureCache(args.features)
     unknown = [name for name in args.modality_list if name not in cache.modalities]
+    if args.modalities is None and unknown:
+        raise InputError(
+            f"{args.features} holds {', '.join(cache.modalities)}, not {', '.join(unknown)} of the default modalities "
+            f"of --tasks {args.tasks} ({','.join(args.modality_list)}, the paper's Table 8); pass --modalities"
+        )
     if unknown or not args.modality_list:
         raise InputError(f"--modalities {args.modalities!r}: {args.features} holds {', '.join(cache.modalities)}")
     data = AffWild2(args.data)
-    train_frames, eval_frames = data.frame_table("train", tasks), data.frame_table("validation", tasks)
+    train_frames, eval_frames, split_note = training_and_validation_frames(data, tasks)
+    if split_note:
+        accelerator.print(split_note)
     missing = sorted(set(data.videos(["train", "validation"], tasks)) - set(cache.videos))
     if missing:
         raise InputError(f"{args.features}: no features for {len(missing)} video(s), e.g. {missing[0]!r}")
@@ -71,15 +90,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         used_modalities=args.modality_list,
         backbones=cache.backbones,
         tasks=tasks,
-        **loss_weights(train_frames, tasks),
+        **loss_weights(train_frames, tasks, args.au_positive_weighting),
     )
     config = model.config
     train_set = ClipDataset(train_frames, cache.load_features, tasks, clip_length=config.clip_length)
     eval_set = ClipDataset(eval_frames, cache.load_features, tasks, clip_length=config.clip_length)
 
     def compute_loss(model, batch):
-        inputs = tmf_inputs(batch, config)
-        return model(**inputs, attention_mask=batch["attention_mask"], **label_inputs(batch, tasks)).loss
+        inputs = {**tmf_inputs(batch, config), "attention_mask": batch["attention_mask"]}
+        return affect_loss(accelerator, model, inputs, batch, tasks)
 
     def evaluate(model, dataloader):
         return evaluate_clips(accelerator, model, dataloader, eval_set, eval_frames)
