@@ -13,7 +13,7 @@ from .affwild2 import (
     read_test_list,
 )
 from .datasets import ClipDataset, FrameDataset
-from .splits import au_pos_weights, expr_class_weights, kfold_video_splits
+from .splits import au_class_weights, au_pos_weights, expr_class_weights, inverse_frequency_weights, kfold_video_splits
 from .submission import read_submission, write_submission, write_video_submissions
 
 __all__ = [
@@ -22,12 +22,14 @@ __all__ = [
     "AffWild2",
     "ClipDataset",
     "FrameDataset",
+    "au_class_weights",
     "au_pos_weights",
     "expr_class_weights",
     "find_annotation_root",
     "find_raw_video",
     "find_test_list",
     "frame_features",
+    "inverse_frequency_weights",
     "kfold_video_splits",
     "raw_video_name",
     "read_annotation",

@@ -59,15 +59,15 @@ def loss_weights(frames: datasets.Dataset, tasks: Sequence[str], au_positive_wei
             continue
         labels = columns[task.label_key][:]
         if task.is_multiclass:
-            weights[f"{name}_class_weight"] = splits.expr_class_weights(labels).tolist()
+            weights[task.class_weight_key] = splits.expr_class_weights(labels).tolist()
             continue
         ones = [1.0] * task.num_outputs
-        if au_positive_weighting:
-            weights.update({f"{name}_class_weight": ones, f"{name}_pos_weight": splits.au_pos_weights(labels).tolist()})
-        else:
-            weights.update(
-                {f"{name}_class_weight": splits.au_class_weights(labels).tolist(), f"{name}_pos_weight": ones}
-            )
+        class_weight, pos_weight = (
+            (ones, splits.au_pos_weights(labels).tolist())
+            if au_positive_weighting
+            else (splits.au_class_weights(labels).tolist(), ones)
+        )
+        weights.update({task.class_weight_key: class_weight, task.positive_weight_key: pos_weight})
     return weights
 
 
