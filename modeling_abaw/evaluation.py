@@ -87,8 +87,9 @@ def evaluate_clips(
     accelerator, model, dataloader: DataLoader, clips: ClipDataset, frames: datasets.Dataset
 ) -> dict[str, float]:
     """ABAW scores (raw and smoothed) of a TMF model over every frame of the videos of `clips`, a ClipDataset of the
-    frame table `frames`; `dataloader` yields its clips with their `index` in `clips`. `model` may be wrapped for
-    distributed training: its config is read from the unwrapped model."""
+    frame table `frames`; `dataloader` yields its clips with their `index` in `clips`. Clips may overlap (a
+    ClipDataset `stride` below its clip length): each frame then takes the mean of its clips' predictions. `model`
+    may be wrapped for distributed training: its config is read from the unwrapped model."""
     config = accelerator.unwrap_model(model).config
     first_rows = np.array([first_row for _, first_row, _ in clips.clips])
 
@@ -100,6 +101,12 @@ def evaluate_clips(
     index, real = predictions.pop("index"), predictions.pop("mask").astype(bool)
     # Clip i covers table rows first_rows[i] + 0..K-1; padding frames are dropped.
     rows = (first_rows[index][:, None] + np.arange(real.shape[1]))[real]
-    return abaw_scores(
-        frames, rows, {task: values[real] for task, values in predictions.items()}, config.smoothing_policy
-    )
+    # Overlapping clips (a stride below K) predict a frame once per clip covering it: their predictions are
+    # averaged. Without overlap every frame is predicted once and its prediction is kept as it is.
+    frame_rows, clip_of_prediction, counts = np.unique(rows, return_inverse=True, return_counts=True)
+    averaged = {}
+    for task, values in predictions.items():
+        sums = np.zeros((len(frame_rows), values.shape[-1]), dtype=np.float64)
+        np.add.at(sums, clip_of_prediction, values[real])
+        averaged[task] = (sums / counts[:, None]).astype(values.dtype)
+    return abaw_scores(frames, frame_rows, averaged, config.smoothing_policy)

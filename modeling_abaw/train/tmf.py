@@ -48,6 +48,13 @@ class TMFArguments(AffectArguments):
             "the architecture (hidden_size, num_hidden_layers, dropout, clip_length, ...); default: the paper's."
         },
     )
+    eval_stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "Frames between the starts of consecutive validation clips. Default: the clip length (clips tile "
+            "the video without overlap); a smaller stride overlaps the clips and averages their predictions per frame."
+        },
+    )
     batch_size: int = stage_default("batch_size", 32)
     num_epochs: int = stage_default("num_epochs", 20)
     learning_rate: float = stage_default("learning_rate", 1e-4)
@@ -94,7 +101,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     config = model.config
     train_set = ClipDataset(train_frames, cache.load_features, tasks, clip_length=config.clip_length)
-    eval_set = ClipDataset(eval_frames, cache.load_features, tasks, clip_length=config.clip_length)
+    eval_set = ClipDataset(
+        eval_frames, cache.load_features, tasks, clip_length=config.clip_length, stride=args.eval_stride
+    )
 
     def compute_loss(model, batch):
         inputs = {**tmf_inputs(batch, config), "attention_mask": batch["attention_mask"]}
