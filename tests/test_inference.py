@@ -21,6 +21,7 @@ from PIL import Image
 from modeling_abaw import FaceMAEForAffect, TMFConfig, TMFForAffect, face_image_processor
 from modeling_abaw.data.synth import Placement, draw_face, paste_face, random_background, random_identity
 from modeling_abaw.errors import InputError
+from modeling_abaw.evaluation import affect_predictions, tmf_inputs
 from modeling_abaw.inference import (
     AffectPipeline,
     Box,
@@ -377,3 +378,43 @@ def test_inference_imports_no_training_code():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@torch.no_grad()
+def _tiled_reference(model, columns, tasks, starts, clip_length, num_frames):
+    """Each clip run alone (padded past the video's end), its predictions summed per frame and counted."""
+    sums, counts = {}, np.zeros(num_frames)
+    for start in starts:
+        stop = min(start + clip_length, num_frames)
+        pad = clip_length - (stop - start)
+        clip = {name: torch.from_numpy(np.pad(values[start:stop], [(0, pad)] + [(0, 0)] * (values.ndim - 1)))[None]
+                for name, values in columns.items()}  # fmt: skip
+        outputs = model(**tmf_inputs(clip, model.config), attention_mask=clip["attention_mask"])
+        for name, values in affect_predictions(outputs, tasks).items():
+            sums.setdefault(name, np.zeros((num_frames, values.shape[-1])))[start:stop] += values[
+                0, : stop - start
+            ].numpy()
+        counts[start:stop] += 1
+    return sums, counts
+
+
+# 30 frames in clips of 12: tiles start at 0, 12, 24; a stride of 5 starts clips until one reaches the end.
+@pytest.mark.parametrize("stride, starts", [(None, [0, 12, 24]), (12, [0, 12, 24]), (5, [0, 5, 10, 15, 20])])
+def test_tmf_clips_tile_or_overlap_and_average(tmf_dir, stride, starts):
+    pipeline = AffectPipeline.from_pretrained(tmf_dir, device="cpu", dtype="float32", clip_stride=stride)
+    rng = np.random.default_rng(0)
+    num_frames = 30
+    visual = rng.standard_normal((num_frames, 32)).astype(np.float32)
+    has_face = np.ones(num_frames, bool)
+    audio = {}
+    for name, size in (("hubert", 16), ("vggish", 8)):
+        audio[name], audio[f"{name}_mask"] = rng.standard_normal((num_frames, size)).astype(np.float32), np.ones(30)
+    predictions = pipeline._fuse(visual, has_face, audio)
+    columns = {"mae": visual, **audio, "attention_mask": np.ones(num_frames, np.int64)}
+    sums, counts = _tiled_reference(pipeline.model, columns, pipeline.tasks, starts, 12, num_frames)
+    for name, values in predictions.items():
+        if stride in (None, 12):  # tiling: every frame's prediction is its one clip's, exactly
+            np.testing.assert_array_equal(values, sums[name].astype(np.float32))
+        else:
+            assert counts.max() > 1
+            np.testing.assert_allclose(values, sums[name] / counts[:, None], rtol=0, atol=1e-6)

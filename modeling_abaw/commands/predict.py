@@ -43,6 +43,12 @@ def add_subcommand(subparsers) -> None:
         choices=["auto", "float32", "bfloat16"],
         help="visual encoder precision; auto = bfloat16 on GPUs and AMX CPUs that run it natively",
     )
+    parser.add_argument(
+        "--clip-stride",
+        type=int,
+        help="TMF models: frames between the starts of consecutive clips (default: the clip length, clips tile the "
+        "video); a smaller stride overlaps them and each frame takes the mean of its clips' predictions",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="face crops per forward pass (default 32)")
     parser.add_argument(
         "--smoothing",
@@ -95,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         smoothing=None if args.smoothing == "model" else args.smoothing,
         all_faces=args.all_faces,
         face_crops=args.face_crops,
+        clip_stride=args.clip_stride,
         progress=True,
     )
     if args.abaw_format:

@@ -108,6 +108,9 @@ class AffectPipeline:
             the picture while another is tracked is found within this many frames: one second at 25 fps).
         min_face_frames: a face must be found in this many frames to count (rejects brief false detections).
         crop_scale: side of the square crop, in multiples of the detected box's side.
+        clip_stride: for a TMF model, frames between the starts of consecutive clips; None: the clip length (clips
+            tile the video). A smaller stride overlaps the clips, and each frame takes the mean of the predictions of
+            the clips covering it (as `train tmf --eval_stride` evaluates).
         progress: show a progress bar per input.
     """
 
@@ -126,6 +129,7 @@ class AffectPipeline:
         detect_every: int = 25,
         min_face_frames: int = 5,
         crop_scale: float = CROP_SCALE,
+        clip_stride: int | None = None,
         progress: bool = False,
     ):
         self.model = model.eval()
@@ -136,6 +140,8 @@ class AffectPipeline:
             self._check_fusion_inputs()
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
+        if clip_stride is not None and clip_stride < 1:
+            raise InputError(f"clip_stride must be positive, got {clip_stride}")
         self.tasks = list(model.config.tasks)
         self.processor = face_image_processor(self.visual_model.config)
         self.image_size = self.visual_model.config.image_size
@@ -149,7 +155,7 @@ class AffectPipeline:
         self.detector = detector or HaarFaceDetector()
         self.face_crops, self.batch_size, self.all_faces = face_crops, batch_size, all_faces
         self.detection_size, self.detect_every, self.min_face_frames = detection_size, detect_every, min_face_frames
-        self.crop_scale, self.progress = crop_scale, progress
+        self.crop_scale, self.clip_stride, self.progress = crop_scale, clip_stride, progress
 
     def _check_fusion_inputs(self) -> None:
         config = self.model.config
@@ -325,25 +331,32 @@ class AffectPipeline:
 
     @torch.inference_mode()
     def _fuse(self, visual: np.ndarray, has_face: np.ndarray, audio: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """TMF predictions (T, C) per task, over clips of `clip_length` frames tiling the video (the last padded)."""
+        """TMF predictions (T, C) per task, over clips of `clip_length` frames starting every `clip_stride` frames
+        (the last padded); a frame covered by several clips takes the mean of their predictions."""
         clip_length, num_frames = self.model.config.clip_length, len(visual)
-        num_clips = -(-num_frames // clip_length)
+        stride = self.clip_stride or clip_length
+        # The same clip starts as `ClipDataset`: every `stride` frames until a clip reaches the video's end.
+        starts = stride * np.arange(1 + -(-max(num_frames - clip_length, 0) // stride))
         columns = {VISUAL_MODALITY: fill_missing_frames(visual, has_face), **audio}
         columns["attention_mask"] = np.ones(num_frames, np.int64)
+        # Frame index of every clip position; positions past the video's end point at a zero padding row.
+        positions = np.minimum(starts[:, None] + np.arange(clip_length), num_frames)
 
         def clips(values: np.ndarray) -> torch.Tensor:
-            padding = [(0, num_clips * clip_length - num_frames)] + [(0, 0)] * (values.ndim - 1)
-            padded = torch.from_numpy(np.pad(values, padding))
-            return padded.reshape(num_clips, clip_length, *values.shape[1:]).to(self.model.device)
+            padded = np.concatenate([values, np.zeros((1, *values.shape[1:]), values.dtype)])
+            return torch.from_numpy(padded[positions]).to(self.model.device)
 
         batch = {name: clips(values) for name, values in columns.items()}
-        predictions: dict[str, list[np.ndarray]] = {}
-        for start in range(0, num_clips, self.batch_size):
-            part = {name: values[start : start + self.batch_size] for name, values in batch.items()}
+        sums: dict[str, np.ndarray] = {}
+        for first in range(0, len(starts), self.batch_size):
+            part = {name: values[first : first + self.batch_size] for name, values in batch.items()}
             outputs = self.model(**tmf_inputs(part, self.model.config), attention_mask=part["attention_mask"])
             for name, values in affect_predictions(outputs, self.tasks).items():
-                predictions.setdefault(name, []).append(values.float().flatten(0, 1).cpu().numpy())
-        return {name: np.concatenate(values)[:num_frames] for name, values in predictions.items()}
+                values = values.float().cpu().numpy()
+                total = sums.setdefault(name, np.zeros((num_frames + 1, values.shape[-1])))
+                np.add.at(total, positions[first : first + self.batch_size], values)
+        counts = np.bincount(positions.reshape(-1), minlength=num_frames + 1)[:num_frames, None]
+        return {name: (total[:num_frames] / counts).astype(np.float32) for name, total in sums.items()}
 
     def _table(self, times: np.ndarray, face: FaceTrack, predictions: dict[str, np.ndarray] | None) -> pd.DataFrame:
         num_frames = len(times)
