@@ -5,6 +5,7 @@ arguments of a batch."""
 from collections.abc import Mapping, Sequence
 
 import datasets
+import numpy as np
 import torch
 
 from ..data import AffWild2, splits
@@ -22,15 +23,15 @@ def training_and_validation_frames(
     the union of the tasks' Validation_Sets, so a video in any of them gives no frame to training (otherwise the
     validation score of one task would be measured on a face the model was trained on for another).
     """
-    validation_videos = data.videos("validation", tasks)
     candidates = data.videos("train", tasks)
-    leaking = set(candidates) & set(validation_videos)
-    training_videos = [video for video in candidates if video not in leaking]
-    train_frames = data.frame_table("train", tasks, videos=training_videos)
+    leaking = set(candidates) & set(data.videos("validation", tasks))
+    train_frames = data.frame_table("train", tasks)
     eval_frames = data.frame_table("validation", tasks)
     if len(tasks) == 1:
         return train_frames, eval_frames, ""
-    dropped_frames = len(data.frame_table("train", tasks, videos=sorted(leaking))) if leaking else 0
+    # One table of the candidates, from which the leaking videos' rows are left out (their annotations read once).
+    leaked = np.isin(train_frames.with_format("numpy")["video"][:], sorted(leaking))
+    train_frames, dropped_frames = train_frames.select(np.flatnonzero(~leaked)), int(leaked.sum())
     note = (
         f"Split hygiene of the multi-task run ({', '.join(tasks)}): {len(leaking)} of {len(candidates)} training "
         f"video(s) ({dropped_frames} frames) left out of training, being in the validation set of one of these tasks"
