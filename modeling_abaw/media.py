@@ -89,7 +89,7 @@ class Media:
         scale = 1.0 if max_side is None else min(1.0, max_side / max(self.width, self.height))
         size = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
         if self.is_image:
-            image = _read_image(self.path)
+            image = read_image(self.path)
             yield Frame(0.0, image if scale == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA))
             return
         # One reformatter for the whole stream keeps its swscale context: `frame.to_ndarray(format=...)` sets up a
@@ -112,7 +112,7 @@ def open_media(path: str | os.PathLike) -> Media:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        height, width = _read_image(path).shape[:2]
+        height, width = read_image(path).shape[:2]
         return Media(path, width, height, 1, is_image=True)
     try:
         with av.open(str(path)) as container:
@@ -172,7 +172,8 @@ def _decode_video(path: Path) -> Iterator[tuple[float, av.VideoFrame]]:
         raise InputError(f"{path}: cannot decode frame {index + 1} ({_reason(error)})") from error
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as upright RGB pixels (H, W, 3) uint8; InputError naming the file when it cannot be read."""
     try:
         with Image.open(path) as image:
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))

@@ -25,6 +25,8 @@ class AffectTask:
         invalid_value: the official marker of a missing label in annotation files (compared per element).
         challenge_dir: folder of the official annotations of this track.
         test_list_file: the official test-set list of this track (video names, one per line).
+        sample_submission_files: the organisers' sample submission files of this track (ABAW6, then ABAW5): a header,
+            then one `<video>/<frame>.jpg` row per frame to predict, which fixes the rows of a submission.
         metric_key: name of the challenge metric in metric dicts ("au_f1", ...); per-class values are
             `<metric_key>/<label>`.
         smoothing_sigma: the paper's gaussian-filter sigma (in frames) for this task (Sec. 4.4).
@@ -41,6 +43,7 @@ class AffectTask:
     invalid_value: float
     challenge_dir: str
     test_list_file: str
+    sample_submission_files: tuple[str, ...]
     metric_key: str
     smoothing_sigma: float
     smoothing_window: int
@@ -168,6 +171,7 @@ AU = AffectTask(
     invalid_value=-1,
     challenge_dir="AU_Detection_Challenge",
     test_list_file="Action_Unit_Detection_Challenge_test_set_release.txt",
+    sample_submission_files=("CVPR_6th_ABAW_AU_test_set_sample.txt", "CVPR_5th_ABAW_AU_test_set_sample.txt"),
     metric_key="au_f1",
     smoothing_sigma=5,
     smoothing_window=10,
@@ -181,6 +185,7 @@ EXPR = AffectTask(
     invalid_value=-1,
     challenge_dir="EXPR_Recognition_Challenge",
     test_list_file="Expression_Recognition_Challenge_test_set_release.txt",
+    sample_submission_files=("CVPR_6th_ABAW_Expr_test_set_sample.txt", "CVPR_5th_ABAW_Expr_test_set_sample.txt"),
     metric_key="expr_f1",
     smoothing_sigma=25,
     smoothing_window=25,
@@ -192,6 +197,7 @@ VA = AffectTask(
     invalid_value=-5,
     challenge_dir="VA_Estimation_Challenge",
     test_list_file="Valence_Arousal_Estimation_Challenge_test_set_release.txt",
+    sample_submission_files=("CVPR_6th_ABAW_VA_test_set_sample.txt", "CVPR_5th_ABAW_VA_test_set_sample.txt"),
     metric_key="va_ccc",
     smoothing_sigma=25,
     smoothing_window=50,

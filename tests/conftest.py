@@ -126,6 +126,33 @@ def tiny_vggish_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_tmf_dir(tmp_path_factory, tiny_face_mae_affect_dir, tiny_hubert_dir, tiny_vggish_dir):
+    """A tiny TMF (EXPR and VA) fusing the tiny FaceMAE, HuBERT (layer 1) and VGGish models of local folders."""
+    import torch
+
+    from modeling_abaw import TMFConfig, TMFForAffect
+
+    torch.manual_seed(1)
+    config = TMFConfig(
+        modalities={"mae": 32, "hubert": 16, "vggish": 8},
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        clip_length=12,
+        tasks=["expr", "va"],
+        backbones={
+            "mae": {"model": tiny_face_mae_affect_dir},
+            "hubert": {"model": tiny_hubert_dir, "layer": 1},
+            "vggish": {"model": tiny_vggish_dir},
+        },
+    )
+    path = tmp_path_factory.mktemp("tmf")
+    TMFForAffect(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_synthaffect(tmp_path_factory):
     """A small SynthAffect dataset (4 videos x 40 frames, raw videos with audio); read-only for tests."""
     from modeling_abaw.data.synth import generate_synthaffect

@@ -18,7 +18,7 @@ import torch
 from conftest import expected_table_columns
 from PIL import Image
 
-from modeling_abaw import FaceMAEForAffect, TMFConfig, TMFForAffect, face_image_processor
+from modeling_abaw import FaceMAEForAffect, TMFForAffect, face_image_processor
 from modeling_abaw.data.synth import Placement, draw_face, paste_face, random_background, random_identity
 from modeling_abaw.errors import InputError
 from modeling_abaw.evaluation import affect_predictions, tmf_inputs
@@ -97,29 +97,6 @@ def pipeline(tiny_face_mae_affect_dir):
 def synth(tiny_synthaffect):
     """The shared SynthAffect data (4 videos x 40 frames at 30 fps) and what its generator wrote about it."""
     return tiny_synthaffect, json.loads((tiny_synthaffect / "synthaffect.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def tmf_dir(tmp_path_factory, tiny_face_mae_affect_dir, tiny_hubert_dir, tiny_vggish_dir):
-    """A tiny TMF (EXPR and VA) fusing the tiny FaceMAE, HuBERT (layer 1) and VGGish models of local folders."""
-    torch.manual_seed(1)
-    config = TMFConfig(
-        modalities={"mae": 32, "hubert": 16, "vggish": 8},
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        clip_length=12,
-        tasks=["expr", "va"],
-        backbones={
-            "mae": {"model": tiny_face_mae_affect_dir},
-            "hubert": {"model": tiny_hubert_dir, "layer": 1},
-            "vggish": {"model": tiny_vggish_dir},
-        },
-    )
-    path = tmp_path_factory.mktemp("tmf")
-    TMFForAffect(config).save_pretrained(path)
-    return path
 
 
 # ------------------------------------------------------------------------------------------------- faces and crops
@@ -335,8 +312,8 @@ def test_bfloat16_stays_close_to_float32(synth, tiny_face_mae_affect_dir, pipeli
     np.testing.assert_allclose(predictions(bf16(video)), predictions(pipeline(video)), atol=0.02)
 
 
-def test_tmf_pipeline_with_and_without_audio(tmp_path, synth, tmf_dir):
-    pipeline = AffectPipeline.from_pretrained(tmf_dir, device="cpu", dtype="float32")
+def test_tmf_pipeline_with_and_without_audio(tmp_path, synth, tiny_tmf_dir):
+    pipeline = AffectPipeline.from_pretrained(tiny_tmf_dir, device="cpu", dtype="float32")
     assert pipeline.is_fusion and sorted(pipeline.audio_extractors) == ["hubert", "vggish"]
     assert pipeline.audio_extractors["hubert"].layer == 1  # extractor options come from config.backbones
     with warnings.catch_warnings():
@@ -356,8 +333,8 @@ def test_tmf_pipeline_with_and_without_audio(tmp_path, synth, tmf_dir):
     assert not np.allclose(pipeline(with_audio)[list(VA.labels)], table[list(VA.labels)])
 
 
-def test_tmf_checkpoint_must_name_its_backbones(tmp_path, tmf_dir):
-    model = TMFForAffect.from_pretrained(tmf_dir)
+def test_tmf_checkpoint_must_name_its_backbones(tmp_path, tiny_tmf_dir):
+    model = TMFForAffect.from_pretrained(tiny_tmf_dir)
     model.config.backbones = {"mae": model.config.backbones["mae"]}
     model.save_pretrained(tmp_path / "tmf")
     with pytest.raises(InputError, match=r"\['hubert', 'vggish'\]"):
@@ -400,8 +377,8 @@ def _tiled_reference(model, columns, tasks, starts, clip_length, num_frames):
 
 # 30 frames in clips of 12: tiles start at 0, 12, 24; a stride of 5 starts clips until one reaches the end.
 @pytest.mark.parametrize("stride, starts", [(None, [0, 12, 24]), (12, [0, 12, 24]), (5, [0, 5, 10, 15, 20])])
-def test_tmf_clips_tile_or_overlap_and_average(tmf_dir, stride, starts):
-    pipeline = AffectPipeline.from_pretrained(tmf_dir, device="cpu", dtype="float32", clip_stride=stride)
+def test_tmf_clips_tile_or_overlap_and_average(tiny_tmf_dir, stride, starts):
+    pipeline = AffectPipeline.from_pretrained(tiny_tmf_dir, device="cpu", dtype="float32", clip_stride=stride)
     rng = np.random.default_rng(0)
     num_frames = 30
     visual = rng.standard_normal((num_frames, 32)).astype(np.float32)

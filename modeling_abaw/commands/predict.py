@@ -69,7 +69,8 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument(
         "--abaw-format",
         action="store_true",
-        help="also write the ABAW5/6 submission files OUTPUT/abaw/<challenge>.csv (main face)",
+        help="also write OUTPUT/abaw/<challenge>.csv in the ABAW5/6 submission format, one video per input, from its "
+        "main face (an official test submission from an Aff-Wild2 release: `abaw submit`)",
     )
     parser.set_defaults(func=run)
 
@@ -188,7 +189,9 @@ def _write_csv(table, path: Path) -> None:
 
 
 def _abaw_file(output: Path, task: str) -> Path:
-    return output / "abaw" / f"{TASKS[task].challenge_dir}.csv"
+    from ..data.submission import submission_file_name
+
+    return output / "abaw" / submission_file_name(task)
 
 
 def _write_abaw_files(tables: dict, tasks: list[str], output: Path) -> None:

@@ -165,13 +165,24 @@ def read_test_list(path: PathLike) -> list[str]:
     return videos
 
 
+def find_release_file(root: PathLike, names: Sequence[str]) -> Path | None:
+    """The first of `names` found in `root` or up to two folders below it, or None. Test releases put their files
+    one or two folders down (SynthAffect: `<root>/test_set/`; Aff-Wild2: e.g.
+    `<root>/<test release>/names_of_videos_in_each_test_set/`)."""
+    for name in names:
+        found = sorted(path for pattern in (name, f"*/{name}", f"*/*/{name}") for path in Path(root).glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
 def find_test_list(root: PathLike, task: str) -> Path:
-    """The official test list of a task in `root` or one folder below it (SynthAffect writes `<root>/test_set/`)."""
+    """The official test list of a task in `root` or up to two folders below it (`find_release_file`)."""
     name = get_task(task).test_list_file
-    found = sorted([*Path(root).glob(name), *Path(root).glob(f"*/{name}")])
-    if not found:
-        raise InputError(f"{root}: no {name} in this folder or the folders below it")
-    return found[0]
+    found = find_release_file(root, [name])
+    if found is None:
+        raise InputError(f"{root}: no {name} in this folder or the two levels of folders below it")
+    return found
 
 
 def raw_video_name(video: str) -> str:

@@ -8,23 +8,44 @@
 
 Predictions are given per video as arrays over all its frames (AU (N, 12) 0/1, EXPR (N,) class indices, VA (N, 2) in
 [-1, 1]), with `num_frames` the frame count of each test video, in submission order: the writers check that every
-frame is predicted, so that a file is never submitted with frames missing.
+frame is predicted, so that a file is never submitted with frames missing. `test_frame_counts` gives that order and
+those counts from a test release.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from ..io import atomic_path, write_text
+from ..media import video_frame_times
 from ..tasks import get_task
-from .affwild2 import PathLike, as_labels, check_header, check_labels, image_name, parse_numeric_rows, read_lines
+from .affwild2 import (
+    AffWild2,
+    PathLike,
+    as_labels,
+    check_header,
+    check_labels,
+    find_raw_video,
+    find_release_file,
+    find_test_list,
+    image_name,
+    parse_numeric_rows,
+    raw_video_name,
+    read_lines,
+    read_test_list,
+)
 
 IMAGE_LOCATION = re.compile(r"(.+)/(\d{5,})\.jpg")
+
+
+def submission_file_name(task: str) -> str:
+    """The file name of a task's submission: `<challenge folder>.csv`, e.g. AU_Detection_Challenge.csv."""
+    return f"{get_task(task).challenge_dir}.csv"
 
 
 def submission_header(task: str) -> list[str]:
@@ -60,6 +81,77 @@ def read_submission(path: PathLike, task: str) -> dict[str, np.ndarray]:
     check_labels(values, task, path, first_line=2, allow_invalid=False)
     videos = _video_rows([row[0] for row in rows], path)
     return {video: as_labels(values[video_rows], task) for video, video_rows in videos.items()}
+
+
+def find_sample_submission(root: PathLike, task: str) -> Path | None:
+    """The organisers' sample submission file of `task` in a test release (ABAW6, else ABAW5), or None."""
+    return find_release_file(root, get_task(task).sample_submission_files)
+
+
+def read_sample_submission(path: PathLike) -> dict[str, int]:
+    """The rows a sample submission file fixes: {video: number of frames}, in file order.
+
+    Its first line is a header starting with `image_location`; each row starts with `<video>/<5-digit frame>.jpg`
+    (what follows, empty in the organisers' files, is ignored); each video's rows are together and list its frames
+    1, 2, ... in order.
+    """
+    lines = read_lines(path)
+    if not lines or lines[0].split(",")[0].strip() != "image_location":
+        raise InputError(f"{path}, line 1: expected a header starting with 'image_location'")
+    rows = _video_rows([line.partition(",")[0] for line in lines[1:]], path)
+    if not rows:
+        raise InputError(f"{path}: no image_location rows after the header")
+    return {video: video_rows.stop - video_rows.start for video, video_rows in rows.items()}
+
+
+def test_frame_counts(
+    root: PathLike, task: str, data: AffWild2, video_dirs: Sequence[PathLike]
+) -> tuple[dict[str, int], str]:
+    """The frames to predict for `task` in a test release: {video: frame count} in submission order, and what fixed
+    them (for messages).
+
+    The videos are those of the task's test list (`find_test_list`). When the organisers' sample submission file is
+    in the release (`find_sample_submission`), its rows give the order and the frames; it must name exactly the test
+    list's videos. Otherwise the list's order, and every frame of the raw video (the challenge's rule: a row per frame
+    of the video, frames without a face included), counted by decoding it; `<video>_left` and `<video>_right` share
+    `<video>`'s count. Either way a video's face crops (`data`) must fit in its frames: a crop numbered beyond the
+    count, or a video without any crop, is reported (InputError), never padded or dropped.
+    """
+    test_list = find_test_list(root, task)
+    videos = read_test_list(test_list)
+    sample = find_sample_submission(root, task)
+    if sample is not None:
+        counts, source = read_sample_submission(sample), str(sample)
+        missing, extra = sorted(set(videos) - set(counts)), sorted(set(counts) - set(videos))
+        if missing or extra:
+            raise InputError(
+                f"{sample} and {test_list} name different videos: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"{len(missing)} only in the test list (e.g. {missing[0]!r})" if missing else "",
+                        f"{len(extra)} only in the sample file (e.g. {extra[0]!r})" if extra else "",
+                    )
+                    if part
+                )
+            )
+    else:
+        raw_counts: dict[str, int] = {}
+        for video in videos:
+            raw = raw_video_name(video)
+            if raw not in raw_counts:
+                raw_counts[raw] = len(video_frame_times(find_raw_video(video, video_dirs)))
+        counts, source = {video: raw_counts[raw_video_name(video)] for video in videos}, "the frames of the raw videos"
+    for video, count in counts.items():
+        crops = data.image_frames(video)
+        if not len(crops):
+            raise InputError(f"test video {video!r} has no face crops in {', '.join(map(str, data.image_roots))}")
+        if crops[-1] > count:
+            raise InputError(
+                f"test video {video!r}: a face crop numbered {crops[-1]} but {count} frames by {source}; "
+                "the release is inconsistent (no row is padded or dropped)"
+            )
+    return counts, source
 
 
 def write_video_submissions(

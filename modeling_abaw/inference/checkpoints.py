@@ -24,6 +24,7 @@ from transformers import AutoModel
 
 from ..audio import AudioFeatureExtractor, load_audio_extractor
 from ..errors import InputError
+from ..progress import no_library_bars_off_terminal
 
 # Seconds the reachability check waits for the Hub: an unreachable host usually fails at once (no DNS, refused).
 HUB_PROBE_TIMEOUT = 5.0
@@ -66,6 +67,7 @@ def load_checkpoint(name: str | os.PathLike, expected: tuple[type, ...], what: s
     of `expected`; every failure is an InputError naming `what` and the checkpoint."""
     reference = model_reference(name, what)
     options = hub_options(reference)
+    no_library_bars_off_terminal()
     try:
         model = AutoModel.from_pretrained(reference, dtype=torch.float32, **options)
     except (OSError, ValueError, KeyError) as error:  # missing files, corrupt config.json, unknown model type

@@ -13,6 +13,9 @@ For each input:
 3. post-processing (`smoothing.postprocess_video`): frames without a face take the nearest face frame's predictions,
    then each task is smoothed as the model's config says (`smoothing_policy`), unless `smoothing` overrides it.
 
+`predict_crops` starts at step 2 from a video's given face crops (an Aff-Wild2 `cropped_aligned/<video>/` folder, the
+paper's input; `abaw submit`), with a TMF model's audio from the raw video.
+
 Two decoding passes keep memory flat (no frame is kept) while still choosing the main face with the whole video in
 view, so it never switches person half-way. Only the visual encoder runs in `dtype`: it does nearly all the
 compute, while the audio backbones and the fusion transformer are cheap and stay in float32.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +36,7 @@ from ..audio import AudioFeatureExtractor, align_to_frames
 from ..configuration_tmf import VISUAL_MODALITY
 from ..errors import InputError
 from ..evaluation import affect_predictions, tmf_inputs
-from ..media import AudioClip, Media, load_audio, open_media
+from ..media import AudioClip, Media, load_audio, open_media, read_image, video_frame_times
 from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
 from ..modeling_tmf import TMFForAffect
 from ..smoothing import fill_missing_frames, postprocess_video, validate_smoothing_policy
@@ -240,7 +243,7 @@ class AffectPipeline:
             outputs = self._encode(media, faces, len(times), bar)
         has_face = [np.isin(np.arange(len(times)), list(face.boxes)) for face in faces]
         if self.is_fusion:
-            audio = self._audio(media, times)
+            audio = self._audio(None if media.is_image else media.path, times)
             outputs = [self._fuse(output["features"], mask, audio) for output, mask in zip(outputs, has_face)]
         tables = [
             self._table(times, face, postprocess_video(output, mask, self.smoothing_policy))
@@ -251,6 +254,48 @@ class AffectPipeline:
         for number, table in enumerate(tables, start=1):
             table.insert(1, "face", number)
         return pd.concat(tables, ignore_index=True)
+
+    def predict_crops(
+        self, crops: Sequence[str | os.PathLike | None], audio_source: str | os.PathLike | None = None
+    ) -> dict[str, np.ndarray]:
+        """Predictions for a video given as its face crops, e.g. an Aff-Wild2 `cropped_aligned/<video>/` folder (the
+        input the paper's models are trained on): `crops[i]` is the crop image of frame i + 1, None where the frame
+        has no face. Returns task -> (T, C) arrays, `__call__`'s prediction columns: frames without a crop take the
+        nearest face frame's predictions, then the smoothing policy is applied.
+
+        A TMF model takes its audio from `audio_source`, the raw video the crops were cut from, aligned to its frame
+        times (`media.video_frame_times`, as `abaw extract-features` aligns it); None: absent audio, with a
+        MissingAudioWarning. Raises InputError when no frame has a crop or a crop cannot be read.
+        """
+        has_face = np.array([crop is not None for crop in crops], dtype=bool)
+        if not has_face.any():
+            raise InputError(f"none of the {len(crops)} frames has a face crop")
+        face_rows = np.flatnonzero(has_face)
+        outputs: dict[str, np.ndarray] = {}
+        bar = tqdm(total=len(face_rows), unit="crop", leave=False, disable=None if self.progress else True)
+        with bar:
+            for first in range(0, len(face_rows), self.batch_size):
+                rows = face_rows[first : first + self.batch_size]
+                for name, values in self._encode_crops([read_image(crops[row]) for row in rows], resize=True).items():
+                    if name not in outputs:
+                        outputs[name] = np.full((len(crops), values.shape[1]), np.nan, np.float32)
+                    outputs[name][rows] = values
+                bar.update(len(rows))
+        if self.is_fusion:
+            if audio_source is None:
+                if self.audio_extractors:
+                    warnings.warn(
+                        f"no video given for the audio; the model's {', '.join(self.audio_extractors)} features are "
+                        "treated as absent",
+                        MissingAudioWarning,
+                        stacklevel=2,
+                    )
+                # The frame times then only count the frames: absent audio gives zeros at any time.
+                times = np.arange(len(crops), dtype=np.float64)
+            else:
+                times = video_frame_times(audio_source, len(crops))
+            outputs = self._fuse(outputs["features"], has_face, self._audio(audio_source, times))
+        return postprocess_video(outputs, has_face, self.smoothing_policy)
 
     def _find_faces(self, media: Media, bar: tqdm) -> tuple[np.ndarray, list[FaceTrack]]:
         """First pass: frame times and the faces, main face first, boxes in original-frame pixels."""
@@ -279,7 +324,7 @@ class AffectPipeline:
 
         def flush() -> None:
             numbers, indices = np.asarray(keys).T
-            for name, values in self._encode_crops(crops).items():
+            for name, values in self._encode_crops(crops, resize=self.face_crops).items():
                 for number in np.unique(numbers):
                     if name not in outputs[number]:
                         outputs[number][name] = np.full((num_frames, values.shape[1]), np.nan, np.float32)
@@ -305,22 +350,22 @@ class AffectPipeline:
         return outputs
 
     @torch.inference_mode()
-    def _encode_crops(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """Task predictions (FaceMAE model) or pooled features (for TMF) of a batch of crops."""
-        # Detected crops are cut at the model's size already; given face crops are resized by the processor.
-        pixel_values = self.processor(images=crops, do_resize=self.face_crops, return_tensors="pt")["pixel_values"]
+    def _encode_crops(self, crops: list[np.ndarray], resize: bool) -> dict[str, np.ndarray]:
+        """Task predictions (FaceMAE model) or pooled features (for TMF) of a batch of crops; `resize`: crops not cut
+        at the model's size (given face crops, which the processor resizes; detected crops are cut at that size)."""
+        pixel_values = self.processor(images=crops, do_resize=resize, return_tensors="pt")["pixel_values"]
         outputs = self.visual_model(pixel_values=pixel_values.to(self.device, self.dtype))
         if self.is_fusion:
             return {"features": outputs.features.float().cpu().numpy()}
         return {name: values.float().cpu().numpy() for name, values in affect_predictions(outputs, self.tasks).items()}
 
-    def _audio(self, media: Media, times: np.ndarray) -> dict[str, np.ndarray]:
-        """Each audio modality's features aligned to the frame times, with its `<name>_mask`."""
-        clip = AudioClip.absent() if media.is_image else load_audio(media.path)
-        if not clip.present and self.audio_extractors and not media.is_image:
+    def _audio(self, source: str | os.PathLike | None, times: np.ndarray) -> dict[str, np.ndarray]:
+        """Each audio modality's features from the video `source` (None: an image, no audio) aligned to the frame
+        times, with its `<name>_mask`."""
+        clip = AudioClip.absent() if source is None else load_audio(source)
+        if not clip.present and source is not None and self.audio_extractors:
             warnings.warn(
-                f"{media.path}: no audio; the model's {', '.join(self.audio_extractors)} features are "
-                "treated as absent",
+                f"{source}: no audio; the model's {', '.join(self.audio_extractors)} features are treated as absent",
                 MissingAudioWarning,
                 stacklevel=3,
             )

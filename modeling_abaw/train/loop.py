@@ -19,7 +19,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import datasets
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
@@ -27,10 +26,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
-from transformers.utils import logging as transformers_logging
 
 from ..errors import InputError
 from ..io import write_json
+from ..progress import no_library_bars_off_terminal
 from .arguments import TrainingArguments
 from .checkpointing import (
     TrainingState,
@@ -51,11 +50,8 @@ HISTORY_FILE = "history.json"
 
 def make_accelerator(args: TrainingArguments) -> Accelerator:
     """The Accelerator of a stage, after which everything is seeded."""
-    if not sys.stderr.isatty():
-        # Progress bars redraw their line with carriage returns and escape codes: noise in a log file. Off a
-        # terminal, the loop prints plain lines, and the bars of transformers and datasets are turned off.
-        transformers_logging.disable_progress_bar()
-        datasets.disable_progress_bars()
+    # Off a terminal the loop prints plain lines (see `train`), and the libraries' bars are turned off.
+    no_library_bars_off_terminal()
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
