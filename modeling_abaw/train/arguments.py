@@ -15,8 +15,7 @@ from transformers import HfArgumentParser
 
 from ..errors import InputError
 from ..tasks import validate_tasks
-
-OFFICIAL_SPLIT = "official"  # --fold of the released Train/Validation split
+from . import OFFICIAL_SPLIT
 
 
 def default_num_workers() -> int:

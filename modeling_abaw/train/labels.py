@@ -11,7 +11,8 @@ import torch
 from ..data import AffWild2, splits
 from ..errors import InputError
 from ..tasks import TASKS
-from .arguments import OFFICIAL_SPLIT, AffectArguments
+from . import OFFICIAL_SPLIT
+from .arguments import AffectArguments
 
 
 def training_and_validation_frames(

@@ -32,6 +32,7 @@ from transformers.utils import logging as transformers_logging
 
 from ..errors import InputError
 from ..io import write_json
+from . import HISTORY_FILE
 from .arguments import TrainingArguments
 from .checkpointing import (
     TrainingState,
@@ -43,8 +44,6 @@ from .checkpointing import (
     save_model,
 )
 from .transforms import IndexedDataset
-
-HISTORY_FILE = "history.json"
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Set-up: Accelerator, data, optimizer
