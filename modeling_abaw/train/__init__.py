@@ -15,3 +15,6 @@ STAGES: dict[str, str] = {
     "finetune": "frame-wise fine-tuning of FaceMAEForAffect on the Aff-Wild2 layout",
     "tmf": "TMFForAffect on clips of per-frame features from a feature cache",
 }
+
+OFFICIAL_SPLIT = "official"  # --fold of the released Train/Validation split (and `abaw cross-validate`'s run folder)
+HISTORY_FILE = "history.json"  # written by `loop.train` into a run's output folder; read by `abaw fold-table`

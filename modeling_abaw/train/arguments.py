@@ -15,6 +15,7 @@ from transformers import HfArgumentParser
 
 from ..errors import InputError
 from ..tasks import validate_tasks
+from . import OFFICIAL_SPLIT
 
 
 def default_num_workers() -> int:
@@ -127,9 +128,38 @@ class AffectArguments(TrainingArguments):
         },
     )
 
+    fold: str = field(
+        default=OFFICIAL_SPLIT,
+        metadata={
+            "help": "Validation split: 'official' (the released Train/Validation sets), or fold i (1..--num_folds) of "
+            "the video-level cross-validation over the labelled train + validation videos of --tasks (the paper's "
+            "Tables 1-3; `abaw cross-validate` runs them all)."
+        },
+    )
+    num_folds: int = field(default=5, metadata={"help": "Folds of the cross-validation (the paper's 5)."})
+    fold_seed: int = field(
+        default=0,
+        metadata={
+            "help": "Seed of the fold assignment, apart from --seed: changing the training seed keeps the folds."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
         self.tasks = ",".join(self.task_list)
+        if self.num_folds < 2:
+            raise InputError(f"--num_folds must be at least 2, got {self.num_folds}")
+        self.fold = str(self.fold).strip()  # YAML may give a number
+        if self.fold != OFFICIAL_SPLIT and not (self.fold.isdigit() and 1 <= int(self.fold) <= self.num_folds):
+            raise InputError(
+                f"--fold must be {OFFICIAL_SPLIT!r} or a fold number 1..{self.num_folds} (--num_folds), "
+                f"got {self.fold!r}"
+            )
+
+    @property
+    def fold_number(self) -> int | None:
+        """The 1-based fold this run validates on; None for the official split."""
+        return None if self.fold == OFFICIAL_SPLIT else int(self.fold)
 
     @property
     def task_list(self) -> list[str]:

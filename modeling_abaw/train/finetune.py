@@ -21,7 +21,7 @@ from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
 from .affect_loss import affect_loss
 from .arguments import AffectArguments, parse_arguments, run_main, stage_default
 from .checkpointing import load_model
-from .labels import loss_weights, training_and_validation_frames
+from .labels import loss_weights, run_info, training_and_validation_frames
 from .loop import make_accelerator, parameter_groups, train
 from .transforms import FaceTransform
 
@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     accelerator = make_accelerator(args)
     tasks = args.task_list
 
-    train_frames, eval_frames, split_note = training_and_validation_frames(AffWild2(args.data), tasks)
+    train_frames, eval_frames, split_note = training_and_validation_frames(
+        AffWild2(args.data), tasks, args.fold_number, args.num_folds, args.fold_seed
+    )
     if split_note:
         accelerator.print(split_note)
     model, origin = load_model(
@@ -142,7 +144,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return abaw_scores(eval_frames, rows, predictions, config.smoothing_policy)
 
     groups = layer_decay_groups(model, args.weight_decay, args.layer_decay)
-    train(accelerator, args, model, origin, train_set, eval_set, compute_loss, evaluate, groups)
+    train(
+        accelerator,
+        args,
+        model,
+        origin,
+        train_set,
+        eval_set,
+        compute_loss,
+        evaluate,
+        groups,
+        run_info(args, eval_frames),
+    )
     return 0
 
 

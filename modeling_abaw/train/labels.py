@@ -9,20 +9,43 @@ import numpy as np
 import torch
 
 from ..data import AffWild2, splits
+from ..errors import InputError
 from ..tasks import TASKS
+from . import OFFICIAL_SPLIT
+from .arguments import AffectArguments
 
 
 def training_and_validation_frames(
-    data: AffWild2, tasks: Sequence[str]
+    data: AffWild2, tasks: Sequence[str], fold: int | None = None, num_folds: int = 5, fold_seed: int = 0
 ) -> tuple[datasets.Dataset, datasets.Dataset, str]:
-    """The frame tables of the training and validation videos of `tasks`, and a line saying what split hygiene
-    dropped ("" for a single task).
+    """The frame tables of the training and validation videos of `tasks`, and a line saying which split it is or
+    what split hygiene dropped ("" for the official split of a single task).
+
+    `fold` None is the released split. Fold i (1-based) of `num_folds` validates on the i-th of the video-level
+    folds (`kfold_video_splits`, seeded by `fold_seed`) of the labelled train + validation videos of `tasks`, and
+    trains on the others: a video is in exactly one fold, so no split hygiene is needed.
 
     Aff-Wild2's challenges have different video lists: a video of one task's Train_Set may be in another's
-    Validation_Set. The paper trains one model per track, where this cannot happen; a multi-task run validates on
-    the union of the tasks' Validation_Sets, so a video in any of them gives no frame to training (otherwise the
-    validation score of one task would be measured on a face the model was trained on for another).
+    Validation_Set. The paper trains one model per track, where this cannot happen; a multi-task run on the official
+    split validates on the union of the tasks' Validation_Sets, so a video in any of them gives no frame to training
+    (otherwise the validation score of one task would be measured on a face the model was trained on for another).
     """
+    if fold is not None:
+        both = ["train", "validation"]
+        try:
+            folds = splits.kfold_video_splits(data.videos(both, tasks), num_folds, fold_seed)
+        except InputError as error:
+            raise InputError(f"--num_folds {num_folds}: {error}") from None
+        train_videos, eval_videos = folds[fold - 1]
+        note = (
+            f"Fold {fold} of {num_folds} (seed {fold_seed}): {len(train_videos)} training, {len(eval_videos)} "
+            "validation videos"
+        )
+        return (
+            data.frame_table(both, tasks, videos=train_videos),
+            data.frame_table(both, tasks, videos=eval_videos),
+            note,
+        )
     candidates = data.videos("train", tasks)
     leaking = set(candidates) & set(data.videos("validation", tasks))
     train_frames = data.frame_table("train", tasks)
@@ -37,6 +60,19 @@ def training_and_validation_frames(
         f"video(s) ({dropped_frames} frames) left out of training, being in the validation set of one of these tasks"
     )
     return train_frames, eval_frames, note
+
+
+def run_info(args: AffectArguments, eval_frames: datasets.Dataset) -> dict:
+    """What an affect run's history.json records of its data: the tasks and the split (`abaw fold-table` reads it)."""
+    return {
+        "tasks": args.task_list,
+        "split": {
+            "fold": args.fold_number or OFFICIAL_SPLIT,
+            "num_folds": args.num_folds,
+            "fold_seed": args.fold_seed,
+            "validation_videos": sorted(set(eval_frames["video"])),
+        },
+    }
 
 
 def loss_weights(frames: datasets.Dataset, tasks: Sequence[str], au_positive_weighting: bool = False) -> dict:

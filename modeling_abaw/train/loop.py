@@ -5,7 +5,8 @@ hands them to `train`, which checkpoints (see `checkpointing`), keeps the best m
 
     <output_dir>/
         checkpoints/step_<N>/, best/, final/   see `checkpointing`
-        history.json              training loss and learning rate per logging step, metrics per evaluation
+        history.json              training loss and learning rate per logging step, metrics per evaluation, the
+                                  best model's step and the stage's run information (tasks, data split)
         logs/                     TensorBoard event files (Accelerate trackers)
         process_info/rank_<i>.json   with --record_process_info: the samples each process trained on and a checksum
                                   of its parameters at the end
@@ -30,6 +31,7 @@ from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
 from ..errors import InputError
 from ..io import write_json
 from ..progress import no_library_bars_off_terminal
+from . import HISTORY_FILE
 from .arguments import TrainingArguments
 from .checkpointing import (
     TrainingState,
@@ -41,8 +43,6 @@ from .checkpointing import (
     save_model,
 )
 from .transforms import IndexedDataset
-
-HISTORY_FILE = "history.json"
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Set-up: Accelerator, data, optimizer
@@ -132,6 +132,7 @@ def train(
     compute_loss: Callable[[nn.Module, dict], torch.Tensor],
     evaluate: Callable[[nn.Module, DataLoader], dict[str, float]],
     optimizer_groups: list[dict] | None = None,
+    run_info: dict | None = None,
 ) -> TrainingState:
     """Train `model` with AdamW, warm-up and cosine decay; evaluate, checkpoint, log; save output/best and final.
 
@@ -139,7 +140,8 @@ def train(
     instead. Batches carry `index`, the item's index in its dataset. `compute_loss(model, batch)` returns the loss of
     a batch; `evaluate(model, eval_dataloader)` returns validation metrics (gathered over processes) with
     --metric_for_best_model among them. `optimizer_groups` are the AdamW `parameter_groups` (default: one learning
-    rate, weight decay on matrices). A non-finite loss on any process stops every process before its update.
+    rate, weight decay on matrices). `run_info` (plain JSON values, e.g. the data split) is recorded in history.json.
+    A non-finite loss on any process stops every process before its update.
     """
     output_dir = Path(args.output_dir)
     checkpoint = find_checkpoint(args.resume_from_checkpoint, args.output_dir) if args.resume_from_checkpoint else None
@@ -185,7 +187,12 @@ def train(
 
     def write_history() -> None:
         if accelerator.is_main_process:
-            history = {"metric_for_best_model": args.metric_for_best_model, **state.history}
+            history = {
+                "metric_for_best_model": args.metric_for_best_model,
+                "best_step": state.best_step,  # the eval entry of that step is what best/ holds
+                **(run_info or {}),
+                **state.history,
+            }
             write_json(output_dir / HISTORY_FILE, history)
 
     def evaluate_and_keep_best(epoch: float) -> None:

@@ -23,7 +23,7 @@ from ..tasks import TASKS
 from .affect_loss import affect_loss
 from .arguments import AffectArguments, parse_arguments, run_main, stage_default
 from .checkpointing import load_model
-from .labels import loss_weights, training_and_validation_frames
+from .labels import loss_weights, run_info, training_and_validation_frames
 from .loop import make_accelerator, train
 
 
@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if unknown or not args.modality_list:
         raise InputError(f"--modalities {args.modalities!r}: {args.features} holds {', '.join(cache.modalities)}")
     data = AffWild2(args.data)
-    train_frames, eval_frames, split_note = training_and_validation_frames(data, tasks)
+    train_frames, eval_frames, split_note = training_and_validation_frames(
+        data, tasks, args.fold_number, args.num_folds, args.fold_seed
+    )
     if split_note:
         accelerator.print(split_note)
     missing = sorted(set(data.videos(["train", "validation"], tasks)) - set(cache.videos))
@@ -112,7 +114,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     def evaluate(model, dataloader):
         return evaluate_clips(accelerator, model, dataloader, eval_set, eval_frames)
 
-    train(accelerator, args, model, origin, train_set, eval_set, compute_loss, evaluate)
+    train(
+        accelerator,
+        args,
+        model,
+        origin,
+        train_set,
+        eval_set,
+        compute_loss,
+        evaluate,
+        run_info=run_info(args, eval_frames),
+    )
     return 0
 
 
