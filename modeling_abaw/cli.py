@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = (
     "modeling_abaw.commands.synth",
     "modeling_abaw.commands.extract_features",
     "modeling_abaw.commands.predict",
+    "modeling_abaw.commands.smoothing_search",
 )
 
 FLAG_STYLE = (

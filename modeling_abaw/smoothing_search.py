@@ -144,20 +144,12 @@ class SmoothingSearch:
             },
         }
 
-    def to_markdown(self) -> str:
-        """Table 9's form (one row per filter at the paper's parameter, the best of each, the chosen policy) and,
-        per task, every candidate: ★ marks the paper's parameter, **bold** the chosen policy."""
+    def table_9(self) -> str:
+        """The search in the form of the paper's Table 9, one column per task: no smoothing, each filter at the
+        paper's parameter (★) and at its best, the best chain of two, and the chosen policy."""
         names = list(self.tasks)
         header = "| filter | " + " | ".join(f"{name.upper()} ({self.tasks[name].metric_key})" for name in names) + " |"
-        lines = [
-            "# Smoothing chosen on validation (paper Table 9)",
-            "",
-            f"{self.num_frames} frames of {self.num_videos} videos; each score is the task's challenge metric after "
-            "the nearest-frame fill and the policy. ★ the paper's parameter (tasks.py), **bold** the chosen policy.",
-            "",
-            header,
-            "|---|" + "---:|" * len(names),
-        ]
+        lines = [header, "|---|" + "---:|" * len(names)]
 
         def row(label, candidates):
             cells = [f"{c.score:.4f} ({c.description})" for c in candidates]
@@ -170,6 +162,18 @@ class SmoothingSearch:
         row("chain of two, best", [self.tasks[name].best_chain for name in names])
         chosen = [self.tasks[name].best for name in names]
         lines.append("| **chosen** | " + " | ".join(f"**{c.score:.4f}** ({c.description})" for c in chosen) + " |")
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        """`table_9` and, per task, every candidate: ★ marks the paper's parameter, **bold** the chosen policy."""
+        lines = [
+            "# Smoothing chosen on validation (paper Table 9)",
+            "",
+            f"{self.num_frames} frames of {self.num_videos} videos; each score is the task's challenge metric after "
+            "the nearest-frame fill and the policy. ★ the paper's parameter (tasks.py), **bold** the chosen policy.",
+            "",
+            self.table_9(),
+        ]
         for name, search in self.tasks.items():
             lines += ["", f"## {name.upper()}: every candidate", "", f"| filter | parameter | {search.metric_key} |"]
             lines.append("|---|---|---:|")
