@@ -279,8 +279,8 @@ def plot_smoothing_search(search: SmoothingSearch, path: str | os.PathLike) -> N
         colours = ["red" if c is task_search.best else "tab:blue" for c in chains]
         bottom.barh([c.description for c in chains], [c.score for c in chains], color=colours)
         bottom.axvline(max(c.score for c in singles), color="black", linestyle="--", label="best single filter")
-        low = min(c.score for c in task_search.candidates)
-        bottom.set_xlim(low - 0.05 * (abs(low) + 1e-3), None)
+        low, high = min(c.score for c in chains), max(c.score for c in task_search.candidates)
+        bottom.set_xlim(low - 0.1 * (high - low + 1e-3), high + 0.05 * (high - low + 1e-3))
         bottom.tick_params(axis="y", labelsize=7)
         bottom.set(xlabel=task_search.metric_key, title="chains of two")
         bottom.legend(fontsize=8)
