@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .data.datasets import ClipDataset, FeatureLoader, FrameDataset, IndexedDataset
 from .metrics import compute_abaw_metrics
 from .modeling_face_mae import face_image_processor
 from .modeling_tmf import TMFForAffect
@@ -27,6 +26,8 @@ from .tasks import TASKS
 
 if TYPE_CHECKING:
     import datasets
+
+    from .data.datasets import ClipDataset, FeatureLoader, FrameDataset
 
 
 def affect_predictions(outputs, tasks: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -194,6 +195,9 @@ def predict_frame_table(
     the clips of `load_features` (a `FeatureCache.load_features`), `clip_stride` frames apart (default: tiled).
     `accelerator` (an `accelerate.Accelerator`) places the model and batches and gathers the predictions.
     """
+    # Imported here: data.datasets needs the `datasets` package, which inference (a user of this module) does without.
+    from .data.datasets import ClipDataset, FrameDataset, IndexedDataset
+
     config = model.config
     if isinstance(model, TMFForAffect):
         if load_features is None:
