@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "modeling_abaw.commands.extract_features",
     "modeling_abaw.commands.predict",
     "modeling_abaw.commands.submit",
+    "modeling_abaw.commands.smoothing_search",
 )
 
 FLAG_STYLE = (

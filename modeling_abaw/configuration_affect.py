@@ -24,8 +24,10 @@ class AffectConfigMixin:
         Eq. 2's weight of each expression class in the cross-entropy, inversely proportional to its frames in the
         training split (W_c = N_max / N_c). Defaults to ones.
     smoothing_policy (`dict`, *optional*):
-        Temporal post-processing per task applied at inference (see `modeling_abaw.smoothing`). Defaults to the
-        paper's gaussian filters, for every task (so that changing `tasks` never leaves one without a policy).
+        Temporal post-processing per task applied at validation and inference (see `modeling_abaw.smoothing`): each
+        task's entry is a filter spec (`{"filter": "median", "window": 25}`) or a chain of them applied in order (a
+        list); `abaw smoothing-search` stores the policy chosen on validation here. Defaults to the paper's gaussian
+        filters, for every task (so that changing `tasks` never leaves one without a policy).
 
     `id2label` / `label2id` (and so `num_labels`) always follow `tasks`: the output names of the tasks concatenated
     in output order (AU1..AU26, Neutral..Other, valence, arousal), which the Hub widget and `pipeline()` read.

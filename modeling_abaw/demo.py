@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from .configuration_face_mae import FaceMAEPreTrainingConfig
 from .configuration_tmf import TMFConfig
-from .data import AffWild2, ClipDataset
+from .data import AffWild2, ClipDataset, IndexedDataset
 from .data.synth import generate_synthaffect
 from .demo_settings import DemoSettings
 from .evaluation import abaw_scores, affect_predictions, evaluate_clips
@@ -32,7 +32,6 @@ from .modeling_tmf import TMFForAffect
 from .presets import face_mae_preset
 from .tasks import TASK_NAMES, TASKS
 from .train import finetune, pretrain, tmf
-from .train.transforms import IndexedDataset
 
 # The fusion transformer keeps the paper's 4 layers, dropout 0.3 and K = 100, at a width that suits the small models.
 DEMO_TMF = dict(hidden_size=128, num_attention_heads=4, intermediate_size=256)

@@ -11,6 +11,11 @@ reproduces the post-processing chosen at training time, e.g.
      "expr": {"filter": "median", "window": 25},
      "va": {"filter": "none"}}
 
+A task's entry is one filter spec (a dict) or a chain of them (a list), applied in order, e.g.
+`{"au": [{"filter": "median", "window": 5}, {"filter": "gaussian", "sigma": 2.0}]}`: the paper's final submission
+"combines some of the mentioned smooth policies", and `modeling_abaw.smoothing_search` chooses such chains on
+validation.
+
 The filters, all from scipy.ndimage and along the time axis only:
 
     gaussian  gaussian_filter1d(sigma)
@@ -20,13 +25,13 @@ The filters, all from scipy.ndimage and along the time axis only:
 
 They use boundary mode "nearest" (`BOUNDARY_MODE`): the first and last predictions are repeated past the ends of the
 video, so its first and last frames are not pulled towards 0 as zero padding would pull them. AU and EXPR are
-smoothed as probabilities and VA as values; after filtering, each EXPR frame is renormalised to sum to 1 (the median
-filter works per class, so its rows need not), and VA is clipped to [-1, 1].
+smoothed as probabilities and VA as values; after each filter (each step of a chain), each EXPR frame is renormalised
+to sum to 1 (the median filter works per class, so its rows need not), and VA is clipped to [-1, 1].
 """
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter, uniform_filter1d
@@ -36,8 +41,8 @@ from .tasks import SMOOTHING_FILTERS, TASK_NAMES, TASKS, AffectTask, get_task
 BOUNDARY_MODE = "nearest"
 
 
-def _validate_task_policy(task: AffectTask, spec) -> dict:
-    where = f"Smoothing policy[{task.name!r}]"
+def _validate_filter_spec(task: AffectTask, spec, where: str) -> dict:
+    """One filter spec with its parameter explicit (a missing one is the paper's, from tasks.py)."""
     if not isinstance(spec, Mapping) or "filter" not in spec:
         raise ValueError(f"{where} must be a dict with a 'filter' key, got {spec!r}.")
     kind = spec["filter"]
@@ -61,11 +66,28 @@ def _validate_task_policy(task: AffectTask, spec) -> dict:
     return {"filter": kind, "window": int(window)}
 
 
+def _validate_task_policy(task: AffectTask, entry) -> dict | list[dict]:
+    """A task's entry, validated in its own form: a spec dict stays a dict, a chain (list) stays a list."""
+    where = f"Smoothing policy[{task.name!r}]"
+    if not isinstance(entry, list):
+        return _validate_filter_spec(task, entry, where)
+    if not entry:
+        raise ValueError(f"{where} is an empty chain; give at least one filter spec (or {{'filter': 'none'}}).")
+    return [_validate_filter_spec(task, spec, f"{where}[{step}]") for step, spec in enumerate(entry)]
+
+
+def filter_steps(entry: Mapping | Sequence) -> list[dict]:
+    """The filter specs of a validated task entry, in the order they apply: [spec] for a single spec."""
+    return list(entry) if isinstance(entry, list) else [entry]
+
+
 def validate_smoothing_policy(policy: Mapping) -> dict:
     """Return `policy` with every parameter explicit, or raise a ValueError naming the bad key or value.
 
     A missing sigma or window takes the paper's value for that task from tasks.py, so `{"expr": {"filter": "median"}}`
-    is the paper's 25-frame median filter. The result is in task registry order and holds only JSON types.
+    is the paper's 25-frame median filter. A task's entry keeps its form: a spec dict, or a chain (a non-empty list of
+    spec dicts; errors name the bad step, e.g. `policy['au'][1]`). The result is in task registry order and holds
+    only JSON types.
     """
     if not isinstance(policy, Mapping):
         raise ValueError(f"A smoothing policy must be a dict of task -> filter settings, got {type(policy).__name__}.")
@@ -107,20 +129,18 @@ def _policy_for(policy: dict, task: str) -> dict:
     return policy[task]
 
 
-def _smooth(values, task: AffectTask, spec: dict) -> np.ndarray:
-    """Smooth one video's (T, C) predictions along time with a validated task policy."""
-    values = _as_float_array(values)
-    if values.ndim != 2 or values.shape[1] != task.num_outputs:
-        raise ValueError(f"{task.name} predictions must have shape (frames, {task.num_outputs}), got {values.shape}.")
-    if not task.is_regression and values.size and (values.min() < 0 or values.max() > 1):
-        raise ValueError(f"{task.name} predictions must be probabilities in [0, 1]; apply sigmoid/softmax to logits.")
+def _apply_filter(values: np.ndarray, task: AffectTask, spec: dict) -> np.ndarray:
+    """One filter step along time, then the task's invariants: EXPR rows sum to 1, VA stays in its range."""
     kind = spec["filter"]
     if kind == "none":
         return values.copy()
     if kind == "gaussian":
         smoothed = gaussian_filter1d(values, spec["sigma"], axis=0, mode=BOUNDARY_MODE)
     elif kind == "median":
-        smoothed = median_filter(values, size=(spec["window"], 1), mode=BOUNDARY_MODE)
+        # Column by column: scipy's 1-d median filter gives the same values as a (window, 1) filter over the
+        # array, over ten times faster (the smoothing search runs hundreds of them over a validation set).
+        columns = [median_filter(column, size=spec["window"], mode=BOUNDARY_MODE) for column in values.T]
+        smoothed = np.stack(columns, axis=1)
     else:
         smoothed = uniform_filter1d(values, spec["window"], axis=0, mode=BOUNDARY_MODE)
     if task.is_multiclass:
@@ -130,6 +150,18 @@ def _smooth(values, task: AffectTask, spec: dict) -> np.ndarray:
     if task.is_regression:
         return np.clip(smoothed, *task.prediction_range)
     return smoothed
+
+
+def _smooth(values, task: AffectTask, entry: dict | list[dict]) -> np.ndarray:
+    """Smooth one video's (T, C) predictions along time with a validated task entry (a spec or a chain)."""
+    values = _as_float_array(values)
+    if values.ndim != 2 or values.shape[1] != task.num_outputs:
+        raise ValueError(f"{task.name} predictions must have shape (frames, {task.num_outputs}), got {values.shape}.")
+    if not task.is_regression and values.size and (values.min() < 0 or values.max() > 1):
+        raise ValueError(f"{task.name} predictions must be probabilities in [0, 1]; apply sigmoid/softmax to logits.")
+    for spec in filter_steps(entry):
+        values = _apply_filter(values, task, spec)
+    return values
 
 
 def smooth_task(values, task: str, policy: Mapping) -> np.ndarray:

@@ -8,8 +8,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from modeling_abaw import TMFConfig, TMFForAffect, evaluation
-from modeling_abaw.data import AffWild2, ClipDataset
-from modeling_abaw.train.transforms import IndexedDataset
+from modeling_abaw.data import AffWild2, ClipDataset, IndexedDataset
 
 CLIP_LENGTH, FEATURE_SIZE = 16, 8
 

@@ -157,3 +157,42 @@ def test_policy_json_round_trip():
         "va": {"filter": "none"},
     }
     assert validate_smoothing_policy(json.loads(json.dumps(policy))) == policy
+
+
+def test_chain_validation_keeps_each_form_and_names_the_bad_step():
+    single = {"filter": "gaussian", "sigma": 2.0}
+    chain = [{"filter": "median", "window": 5}, {"filter": "gaussian"}]
+    policy = validate_smoothing_policy({"au": chain, "va": single})
+    assert policy == {"au": [{"filter": "median", "window": 5}, {"filter": "gaussian", "sigma": 5.0}], "va": single}
+    assert validate_smoothing_policy(json.loads(json.dumps(policy))) == policy
+    bad_chains = [
+        ([], r"policy\['au'\] is an empty chain"),
+        ([{"filter": "median"}, {"filter": "kalman"}], r"policy\['au'\]\[1\]\['filter'\] is 'kalman'"),
+        ([{"filter": "gaussian", "sigma": 0}], r"policy\['au'\]\[0\]\['sigma'\] must be a positive number"),
+        ([{"filter": "none"}, "median"], r"policy\['au'\]\[1\] must be a dict with a 'filter' key"),
+        ([[{"filter": "none"}]], r"policy\['au'\]\[0\] must be a dict"),
+    ]
+    for bad, message in bad_chains:
+        with pytest.raises(ValueError, match=message):
+            validate_smoothing_policy({"au": bad})
+
+
+@pytest.mark.parametrize("task", [AU, EXPR, VA])
+def test_a_chain_applies_its_steps_in_order(task):
+    rng = np.random.default_rng(4)
+    video, has_face = random_video(rng), rng.random(120) > 0.3
+    steps = [{"filter": "median", "window": 7}, {"filter": "gaussian", "sigma": 3.0}, {"filter": "average"}]
+    expected = fill_missing_frames(video[task.name], has_face)
+    for step in steps:
+        expected = smooth_task(expected, task.name, {task.name: step})
+    chained = postprocess_video({task.name: video[task.name]}, has_face, {task.name: steps})[task.name]
+    np.testing.assert_array_equal(chained, expected)
+    # Each step keeps the task's invariants (and so does the chain): EXPR rows sum to 1, VA within [-1, 1].
+    if task is EXPR:
+        np.testing.assert_allclose(chained.sum(1), 1.0)
+    assert chained.min() >= task.prediction_range[0] and chained.max() <= task.prediction_range[1]
+    # A one-step chain is the spec itself.
+    single = postprocess_video({task.name: video[task.name]}, has_face, {task.name: steps[1]})[task.name]
+    np.testing.assert_array_equal(
+        single, postprocess_video({task.name: video[task.name]}, has_face, {task.name: steps[1:2]})[task.name]
+    )

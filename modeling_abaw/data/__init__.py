@@ -12,7 +12,7 @@ from .affwild2 import (
     read_annotation,
     read_test_list,
 )
-from .datasets import ClipDataset, FrameDataset
+from .datasets import ClipDataset, FrameDataset, IndexedDataset
 from .splits import au_class_weights, au_pos_weights, expr_class_weights, inverse_frequency_weights, kfold_video_splits
 from .submission import read_submission, write_submission, write_video_submissions
 
@@ -22,6 +22,7 @@ __all__ = [
     "AffWild2",
     "ClipDataset",
     "FrameDataset",
+    "IndexedDataset",
     "au_class_weights",
     "au_pos_weights",
     "expr_class_weights",

@@ -3,6 +3,8 @@
 - `FrameDataset`: one face crop per item, for the frame-wise fine-tuning of the MAE encoder (paper Sec. 3.1).
 - `ClipDataset`: clips of K consecutive frames (K=100 in the paper) with per-frame features, for the temporal,
   multi-modal fusion model (paper Sec. 3.2).
+- `IndexedDataset`: any of them with each item's `index` (how evaluation maps gathered predictions back to table
+  rows) and a per-item seeded RNG for training augmentation.
 
 Both return the batch keys of docs/CONVENTIONS.md, with the official "no label" markers left in for the loss to mask.
 """
@@ -173,3 +175,25 @@ class ClipDataset(Dataset):
         """Pad the time axis (dim 0) to the clip length with `value`."""
         padding = values.new_full((self.clip_length - len(values), *values.shape[1:]), value)
         return torch.cat([values, padding])
+
+
+class IndexedDataset(Dataset):
+    """Adds each item's `index` in `dataset`, and draws the item's random augmentation from torch's RNG seeded with
+    (seed, epoch, index): augmentation then depends neither on the worker, the process nor the order of loading, so
+    a resumed run sees the same images, and the training process's own RNG (dropout, MAE masks) is left untouched."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            item = self.dataset[index]
+        return {**item, "index": index}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..data import AffWild2, FrameDataset
 from ..errors import InputError
-from ..evaluation import abaw_scores, affect_predictions, gather_predictions
+from ..evaluation import evaluate_face_crops
 from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
 from .affect_loss import affect_loss
 from .arguments import AffectArguments, parse_arguments, run_main, stage_default
@@ -136,12 +136,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return affect_loss(accelerator, model, {"pixel_values": batch["pixel_values"]}, batch, tasks)
 
     def evaluate(model, dataloader):
-        def forward(batch):
-            return {"index": batch["index"], **affect_predictions(model(pixel_values=batch["pixel_values"]), tasks)}
-
-        predictions = gather_predictions(accelerator, model, dataloader, forward)
-        rows = eval_set.indices[predictions.pop("index")]
-        return abaw_scores(eval_frames, rows, predictions, config.smoothing_policy)
+        return evaluate_face_crops(accelerator, model, dataloader, eval_set, eval_frames)
 
     groups = layer_decay_groups(model, args.weight_decay, args.layer_decay)
     train(

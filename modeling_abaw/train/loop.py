@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
 
+from ..data import IndexedDataset
 from ..errors import InputError
 from ..io import write_json
 from ..progress import no_library_bars_off_terminal
@@ -42,7 +43,6 @@ from .checkpointing import (
     save_checkpoint,
     save_model,
 )
-from .transforms import IndexedDataset
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Set-up: Accelerator, data, optimizer

@@ -1,12 +1,11 @@
-"""What the image stages do to a training sample: MAE's random resized crop and flip of a face image, and the
-per-item seeding that makes augmentation independent of workers, processes and resumption."""
+"""What the image stages do to a training sample: MAE's random resized crop and flip of a face image. The per-item
+seeding that makes augmentation independent of workers, processes and resumption is `data.IndexedDataset`, which
+evaluation shares (it gives each item its `index`)."""
 
 import math
 
-import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 
 def random_resized_box(
@@ -39,25 +38,3 @@ class FaceTransform:
         if self.flip and torch.rand(()) < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return self.processor(image, return_tensors="pt")["pixel_values"][0]
-
-
-class IndexedDataset(Dataset):
-    """Adds each item's `index` in `dataset`, and draws the item's random augmentation from torch's RNG seeded with
-    (seed, epoch, index): augmentation then depends neither on the worker, the process nor the order of loading, so
-    a resumed run sees the same images, and the training process's own RNG (dropout, MAE masks) is left untouched."""
-
-    def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict:
-        seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            item = self.dataset[index]
-        return {**item, "index": index}
