@@ -90,6 +90,11 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     return DTYPES[dtype]
 
 
+def is_fusion_model(model) -> bool:
+    """A TMFForAffect, whether the package's class or its Hub remote-code copy (a class of another module)."""
+    return type(model).__name__ == TMFForAffect.__name__
+
+
 class AffectPipeline:
     """Predict AU probabilities, expression probabilities and valence/arousal for every frame of a video or image.
 
@@ -136,7 +141,7 @@ class AffectPipeline:
         progress: bool = False,
     ):
         self.model = model.eval()
-        self.is_fusion = isinstance(model, TMFForAffect)
+        self.is_fusion = is_fusion_model(model)
         self.visual_model = (visual_model if self.is_fusion else model).eval()
         self.audio_extractors = dict(audio_extractors or {})
         if self.is_fusion:
@@ -189,18 +194,25 @@ class AffectPipeline:
         """Load a FaceMAEForAffect or TMFForAffect checkpoint (local folder or Hub id) and, for TMF, the visual and
         audio backbones its `config.backbones` names (specs as `abaw extract-features` records them: see
         `modeling_abaw.audio`). `kwargs` go to the constructor. Every failure to load is an InputError."""
+        model = load_checkpoint(model_name_or_path, (FaceMAEForAffect, TMFForAffect), "model")
+        return cls.from_model(model, device, dtype, **kwargs)
+
+    @classmethod
+    def from_model(
+        cls, model, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto", **kwargs
+    ) -> AffectPipeline:
+        """The pipeline of a loaded FaceMAEForAffect or TMFForAffect (the package's class, or the same class loaded
+        as Hub remote code, e.g. by `transformers.pipeline`), on `device`, loading a TMF model's backbones."""
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
-        model = load_checkpoint(model_name_or_path, (FaceMAEForAffect, TMFForAffect), "model")
-        if not isinstance(model, TMFForAffect):
+        if not is_fusion_model(model):
             return cls(model.to(device, dtype), **kwargs)
         model = model.to(device)
         backbones = model.config.backbones
         missing = [name for name in model.config.used_modalities if "model" not in backbones.get(name, {})]
         if missing:
             raise InputError(
-                f"model {str(model_name_or_path)!r} does not name the backbone of its {missing} features "
-                "in config.backbones"
+                f"model {model.name_or_path!r} does not name the backbone of its {missing} features in config.backbones"
             )
         visual = load_checkpoint(backbones[VISUAL_MODALITY]["model"], (FaceMAEForAffect,), "visual backbone")
         extractors = {
