@@ -1,0 +1,52 @@
+"""SynthAffect as a Hub dataset repository: `datasets.load_dataset` reads it without a script (frames with crops and
+labels, the official markers kept), the Aff-Wild2 layout stays usable, and the card says what it is."""
+
+import numpy as np
+import pytest
+from datasets import load_dataset
+from huggingface_hub import DatasetCard
+from PIL import Image
+
+from modeling_abaw.data import AffWild2
+from modeling_abaw.errors import InputError
+from modeling_abaw.hub.synthaffect import build_synthaffect_repo
+from modeling_abaw.tasks import TASK_NAMES, TASKS
+
+
+@pytest.fixture(scope="module")
+def repo(tiny_synthaffect, tmp_path_factory):
+    return build_synthaffect_repo(tiny_synthaffect, tmp_path_factory.mktemp("hub") / "synthaffect", "org/synth")
+
+
+def test_load_dataset_reads_every_annotated_frame_with_its_crop_and_labels(repo, tiny_synthaffect):
+    frames = load_dataset(str(repo))
+    data = AffWild2(tiny_synthaffect)
+    assert sorted(frames) == ["test", "train", "validation"]
+    for split, table in frames.items():
+        expected = data.frame_table(split, TASK_NAMES).with_format("numpy")
+        assert len(table) == len(expected)
+        columns = table.with_format("numpy")
+        for name in ("video", "frame", "has_face", *(TASKS[task].label_key for task in TASK_NAMES)):
+            np.testing.assert_array_equal(columns[name][:], expected[name][:])
+        images = table["image"]
+        has_face = columns["has_face"][:]
+        assert all((image is None) == (not face) for image, face in zip(images, has_face))
+        first = int(np.flatnonzero(has_face)[0])
+        on_disk = Image.open(data.image_dir(expected["video"][first]) / f"{expected['frame'][first]:05d}.jpg")
+        np.testing.assert_array_equal(np.asarray(images[first]), np.asarray(on_disk))  # the same JPEG bytes
+    # The official layout is in the repository too: a root the training stages read.
+    assert AffWild2(repo).videos("train") == data.videos("train")
+
+
+def test_the_card_says_what_it_is(repo):
+    card = DatasetCard.load(repo / "README.md")
+    assert card.data.license == "apache-2.0" and "image-classification" in card.data.task_categories
+    assert card.data.configs[0]["data_files"][0]["path"] == "frames/train.parquet"
+    assert "not a benchmark" in card.text and 'load_dataset("org/synth")' in card.text
+
+
+def test_bad_sources_and_outputs_are_one_line_errors(repo, tiny_synthaffect, tmp_path):
+    with pytest.raises(InputError, match="not a SynthAffect folder"):
+        build_synthaffect_repo(tmp_path, tmp_path / "out")
+    with pytest.raises(InputError, match="already exists"):
+        build_synthaffect_repo(tiny_synthaffect, repo)
