@@ -3,7 +3,11 @@ writes, parsed back with huggingface_hub: its model-index equals eval_results.js
 training data."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -191,3 +195,40 @@ def test_the_template_is_found_and_a_missing_one_is_one_line(runs, monkeypatch, 
     assert abaw(["model-card", str(runs["finetune"] / "final")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("abaw model-card: error: the model card template") and "\n" not in error
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_pyproject_lists_every_package():
+    tomllib = pytest.importorskip("tomllib")
+    listed = set(tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {
+        ".".join(init.parent.relative_to(REPOSITORY).parts)
+        for init in (REPOSITORY / "modeling_abaw").rglob("__init__.py")
+    }
+    assert listed == packages | {"modeling_abaw.model_cards"}
+
+
+def test_an_installed_wheel_finds_the_template(tmp_path):
+    """The wheel carries model_cards/ as modeling_abaw/model_cards/, where the installed package finds it."""
+    source = tmp_path / "source"
+    for name in ("modeling_abaw", "model_cards"):
+        shutil.copytree(REPOSITORY / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPOSITORY / name, source / name)
+    build = "from setuptools import build_meta; print(build_meta.build_wheel(sys.argv[1]))"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys; {build}", str(tmp_path / "dist")],
+        cwd=source,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    site = tmp_path / "site"
+    zipfile.ZipFile(tmp_path / "dist" / result.stdout.split()[-1]).extractall(site)
+    find = "import modeling_abaw.hub.cards as cards; print(cards.template_path())"
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run([sys.executable, "-c", find], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == site / "modeling_abaw" / "model_cards" / "model_card.md"
