@@ -97,13 +97,18 @@ class TaskText:
     metric_name: str
     metric_type: str
     class_metric: str  # the per-class value's name after the label: "AU12 F1", "valence CCC"
+    output: str  # what the model outputs for the task, and how to read it
 
 
 # TODO(core): these names belong in tasks.py (`AffectTask.title`, `.metric_name`); requested, local until then.
 TASK_TEXTS = {
-    "au": TaskText("Action unit detection", "AU mean F1", "f1", "F1"),
-    "expr": TaskText("Expression recognition", "EXPR macro F1", "f1", "F1"),
-    "va": TaskText("Valence-arousal estimation", "VA mean CCC", "ccc", "CCC"),
+    "au": TaskText(
+        "Action unit detection", "AU mean F1", "f1", "F1", "logits; sigmoid: probabilities, present at 0.5 and above"
+    ),
+    "expr": TaskText(
+        "Expression recognition", "EXPR macro F1", "f1", "F1", "logits; softmax over the classes, the answer its argmax"
+    ),
+    "va": TaskText("Valence-arousal estimation", "VA mean CCC", "ccc", "CCC", "values in [-1, 1]"),
 }
 
 
@@ -164,6 +169,7 @@ class ModelFolder:
 
     path: Path
     config: PreTrainedConfig
+    architecture: str  # the model class, a key of MODEL_KINDS
     kind: ModelKind
     eval_results: dict
     training_info: dict
@@ -202,6 +208,7 @@ def read_model_folder(model_dir: str | os.PathLike) -> ModelFolder:
     return ModelFolder(
         path=path,
         config=config,
+        architecture=architecture,
         kind=MODEL_KINDS[architecture],
         eval_results=read_json(path / EVAL_RESULTS_FILE),
         training_info=read_json(path / TRAINING_INFO_FILE) if (path / TRAINING_INFO_FILE).is_file() else {},
@@ -268,8 +275,7 @@ def model_card(
         template_path=str(template_path()),
         model_id=repo_id or "path/to/model-folder",
         title=model_name,
-        architecture=type(folder.config).__name__.removesuffix("Config"),
-        model_class=(folder.config.architectures or [""])[0],
+        model_class=folder.architecture,
         predicts_affect=folder.kind.predicts_affect,
         stage=folder.kind.stage,
         stage_text=STAGES[folder.kind.stage],
@@ -412,7 +418,8 @@ def model_facts(folder: ModelFolder) -> list[tuple[str, str]]:
         if not folder.kind.predicts_affect:
             rows += [
                 ("Mask ratio", f"{config.mask_ratio:g}"),
-                ("Decoder", f"{config.decoder_num_hidden_layers} layers, hidden size {config.decoder_hidden_size}"),
+                ("Decoder layers", str(config.decoder_num_hidden_layers)),
+                ("Decoder hidden size", str(config.decoder_hidden_size)),
             ]
     if hasattr(config, "clip_length"):  # TMF: a transformer over clips of per-frame features
         rows.append(("Input", f"clips of {config.clip_length} consecutive frames of per-frame features"))
@@ -431,7 +438,11 @@ def model_facts(folder: ModelFolder) -> list[tuple[str, str]]:
 def task_rows(folder: ModelFolder) -> list[tuple[str, str, str]]:
     """(task, output, labels in output order) of each task of an affect model."""
     return [
-        (TASK_TEXTS[name].title, f"`{TASKS[name].output_key}`", ", ".join(TASKS[name].labels))
+        (
+            TASK_TEXTS[name].title,
+            f"`{TASKS[name].output_key}`: {TASK_TEXTS[name].output}",
+            ", ".join(TASKS[name].labels),
+        )
         for name in affect_tasks(folder)
     ]
 
