@@ -21,6 +21,7 @@ from modeling_abaw.cli import main as abaw
 from modeling_abaw.errors import InputError
 from modeling_abaw.hub import cards
 from modeling_abaw.hub.cards import model_card, write_model_card
+from modeling_abaw.hub.templates import template_path
 from modeling_abaw.tasks import TASKS
 from modeling_abaw.train import finetune, pretrain, tmf
 
@@ -188,13 +189,13 @@ def test_abaw_model_card_of_a_folder_it_cannot_describe_is_one_line(runs, tmp_pa
 
 
 def test_the_template_is_found_and_a_missing_one_is_one_line(runs, monkeypatch, capsys):
-    assert cards.template_path().is_file()
+    assert template_path(cards.TEMPLATE_FILE).is_file() and template_path("dataset_card.md").is_file()
     monkeypatch.setattr(cards, "TEMPLATE_FILE", "missing_template.md")
-    with pytest.raises(InputError, match="the model card template missing_template.md is missing"):
-        cards.template_path()
+    with pytest.raises(InputError, match="the card template missing_template.md is missing"):
+        template_path(cards.TEMPLATE_FILE)
     assert abaw(["model-card", str(runs["finetune"] / "final")]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("abaw model-card: error: the model card template") and "\n" not in error
+    assert error.startswith("abaw model-card: error: the card template") and "\n" not in error
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -227,7 +228,7 @@ def test_an_installed_wheel_finds_the_template(tmp_path):
     assert result.returncode == 0, result.stderr
     site = tmp_path / "site"
     zipfile.ZipFile(tmp_path / "dist" / result.stdout.split()[-1]).extractall(site)
-    find = "import modeling_abaw.hub.cards as cards; print(cards.template_path())"
+    find = "from modeling_abaw.hub.templates import template_path; print(template_path('model_card.md'))"
     env = {**os.environ, "PYTHONPATH": str(site)}
     result = subprocess.run([sys.executable, "-c", find], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

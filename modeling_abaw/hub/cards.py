@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -29,6 +28,7 @@ from ..errors import InputError
 from ..io import write_text
 from ..tasks import TASKS
 from ..train import EVAL_RESULTS_FILE, OFFICIAL_SPLIT, STAGES, TRAINING_INFO_FILE
+from .templates import template_path
 
 CARD_FILE = "README.md"
 TEMPLATE_FILE = "model_card.md"
@@ -272,7 +272,7 @@ def model_card(
     )
     return ModelCard.from_template(
         card_data,
-        template_path=str(template_path()),
+        template_path=str(template_path(TEMPLATE_FILE)),
         model_id=repo_id or "path/to/model-folder",
         title=model_name,
         model_class=folder.architecture,
@@ -295,21 +295,6 @@ def write_model_card(model_dir: str | os.PathLike, **keywords) -> Path:
     path = Path(model_dir) / CARD_FILE
     write_text(path, str(card))
     return path
-
-
-def template_path() -> Path:
-    """The card template: inside the installed package (`modeling_abaw/model_cards/`, see pyproject.toml), or in the
-    top-level `model_cards/` of a source checkout (which an editable install or PYTHONPATH imports from)."""
-    packaged = resources.files("modeling_abaw").joinpath("model_cards", TEMPLATE_FILE)
-    if packaged.is_file():
-        return Path(str(packaged))
-    source = Path(__file__).resolve().parents[2] / "model_cards" / TEMPLATE_FILE
-    if source.is_file():
-        return source
-    raise InputError(
-        f"the model card template {TEMPLATE_FILE} is missing: neither {packaged} (installed package) nor {source} "
-        "(source checkout) exists; reinstall modeling-abaw"
-    )
 
 
 def model_name_of(folder: ModelFolder) -> str:

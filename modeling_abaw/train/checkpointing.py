@@ -28,7 +28,10 @@ from transformers.utils import logging as transformers_logging
 from ..data.synth import is_synthaffect
 from ..errors import InputError
 from ..hub.cards import write_model_card
+from ..inference.transformers_pipeline import save_custom_pipeline
 from ..io import atomic_directory, replace_directory, write_json
+from ..modeling_face_mae import FaceMAEForAffect
+from ..modeling_tmf import TMFForAffect
 from . import EVAL_RESULTS_FILE, TRAINING_INFO_FILE
 
 STATE_FILE = "training_state.json"
@@ -234,15 +237,19 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, save_total_limit:
 
 
 def save_model(accelerator: Accelerator, model: nn.Module, directory: Path, results: dict, training_info: dict) -> None:
-    """`save_pretrained` (Hub-ready: config with auto_map, safetensors, modeling code, and the image processor of
-    FaceMAE models) plus eval_results.json (`results`), training_info.json (`training_info`, see `training_record`)
-    and the model card made from them, replacing `directory` once complete."""
+    """`save_pretrained` (Hub-ready: config with auto_map, safetensors, modeling code, the image processor of FaceMAE
+    models, and for affect models the `transformers.pipeline` code and entry) plus eval_results.json (`results`),
+    training_info.json (`training_info`, see `training_record`) and the model card made from them, replacing
+    `directory` once complete."""
     state_dict = accelerator.get_state_dict(model)
+    model = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         with atomic_directory(directory) as temporary:
-            accelerator.unwrap_model(model).save_pretrained(temporary, state_dict=state_dict)
+            model.save_pretrained(temporary, state_dict=state_dict)
             write_json(temporary / EVAL_RESULTS_FILE, results)
             write_json(temporary / TRAINING_INFO_FILE, training_info)
+            if isinstance(model, (FaceMAEForAffect, TMFForAffect)):  # the transformers pipeline runs affect models
+                save_custom_pipeline(temporary)
             write_model_card(temporary)
     accelerator.wait_for_everyone()
 

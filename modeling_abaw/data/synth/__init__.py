@@ -19,12 +19,13 @@ from .affect import AU_THRESHOLD, CIRCUMPLEX, EXPR_THRESHOLD, PROTOTYPES, Affect
 from .faces import FaceIdentity, au_vector, draw_face, random_identity
 from .scene import Placement, crop_aligned_face, paste_face, random_background
 from .speech import synthesize_speech
-from .writer import SynthAffectSummary, generate_synthaffect, is_synthaffect
+from .writer import INFO_FILE, SynthAffectSummary, generate_synthaffect, is_synthaffect
 
 __all__ = [
     "AU_THRESHOLD",
     "CIRCUMPLEX",
     "EXPR_THRESHOLD",
+    "INFO_FILE",
     "PROTOTYPES",
     "AffectTrack",
     "FaceIdentity",
