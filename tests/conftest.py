@@ -168,3 +168,14 @@ def expected_table_columns():
 
     boxes = ["face_x", "face_y", "face_w", "face_h"]
     return ["frame", "timestamp", "has_face", *boxes, *AU.labels, *EXPR.labels, "expression", *VA.labels]
+
+
+@pytest.fixture
+def loopback_hub(tmp_path):
+    """A loopback Hub (tests/hub_server.py) on 127.0.0.1 for this test: `.endpoint`, `.client_env(home)` (the
+    environment of a client subprocess), `.commits(repo_id)`, `.read(repo_id, path)`, `.requests`."""
+    from hub_server import LoopbackHub
+
+    hub = LoopbackHub(tmp_path / "loopback-hub").start()
+    yield hub
+    hub.stop()
