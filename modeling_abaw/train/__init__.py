@@ -18,3 +18,6 @@ STAGES: dict[str, str] = {
 
 OFFICIAL_SPLIT = "official"  # --fold of the released Train/Validation split (and `abaw cross-validate`'s run folder)
 HISTORY_FILE = "history.json"  # written by `loop.train` into a run's output folder; read by `abaw fold-table`
+# In every saved model folder (best/, final/), beside its README.md card, which is made from them:
+EVAL_RESULTS_FILE = "eval_results.json"  # the validation metrics of the folder's weights
+TRAINING_INFO_FILE = "training_info.json"  # how they were trained: stage, arguments, start model, data, split

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 import yaml
 from huggingface_hub import get_token
@@ -32,6 +32,7 @@ def default_num_workers() -> int:
 class TrainingArguments:
     """Flags shared by every stage. Each stage's dataclass adds its own flags and sets the paper's defaults."""
 
+    stage: ClassVar[str | None] = None  # not a flag: each stage's class names its stage (train.STAGES)
     output_dir: str = field(metadata={"help": "Folder for checkpoints, the best and final models, logs and history."})
     num_epochs: int = field(default=1, metadata={"help": "Training epochs; the learning-rate schedule spans them all."})
     max_steps: int | None = field(

@@ -4,7 +4,8 @@ resumption, and the Hub-ready model folders best/ and final/.
     <output_dir>/checkpoints/step_<N>/   accelerator.save_state() + training_state.json; the last --save_total_limit
                                          are kept
     <output_dir>/best/, final/           save_pretrained() folders (config with auto_map, safetensors, modeling code,
-                                         image processor for FaceMAE) with eval_results.json
+                                         image processor for FaceMAE) with eval_results.json, training_info.json and
+                                         their model card README.md (`modeling_abaw.hub.cards`)
 """
 
 import dataclasses
@@ -24,11 +25,13 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.utils import logging as transformers_logging
 
+from ..data.synth import is_synthaffect
 from ..errors import InputError
+from ..hub.cards import write_model_card
 from ..io import atomic_directory, replace_directory, write_json
+from . import EVAL_RESULTS_FILE, TRAINING_INFO_FILE
 
 STATE_FILE = "training_state.json"
-EVAL_RESULTS_FILE = "eval_results.json"
 
 # What a folder may hold beside config.json and still mean "a new model of this architecture": the files
 # `config.save_pretrained` writes (config.json and the configuration's remote code), an image processor, a card.
@@ -230,15 +233,39 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, save_total_limit:
 # Saved models
 
 
-def save_model(accelerator: Accelerator, model: nn.Module, directory: Path, results: dict) -> None:
+def save_model(accelerator: Accelerator, model: nn.Module, directory: Path, results: dict, training_info: dict) -> None:
     """`save_pretrained` (Hub-ready: config with auto_map, safetensors, modeling code, and the image processor of
-    FaceMAE models) plus eval_results.json, replacing `directory` once complete."""
+    FaceMAE models) plus eval_results.json (`results`), training_info.json (`training_info`, see `training_record`)
+    and the model card made from them, replacing `directory` once complete."""
     state_dict = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
         with atomic_directory(directory) as temporary:
             accelerator.unwrap_model(model).save_pretrained(temporary, state_dict=state_dict)
             write_json(temporary / EVAL_RESULTS_FILE, results)
+            write_json(temporary / TRAINING_INFO_FILE, training_info)
+            write_model_card(temporary)
     accelerator.wait_for_everyone()
+
+
+def training_record(args, run_info: dict | None = None) -> dict:
+    """What a saved model records of its training (training_info.json, which its card reads): the stage, its
+    arguments, the start model (`--model`; its Hub id when it is one), the data and whether it is SynthAffect, and
+    the stage's `run_info` (tasks, split)."""
+    arguments = dataclasses.asdict(args)
+    data = arguments.get("data") or []
+    data = [str(Path(path).resolve()) for path in ([data] if isinstance(data, str) else data)]
+    start_model = arguments.get("model")
+    # A --model that is not a folder is a Hub id: `load_model` refused anything else.
+    start_model_is_folder = start_model is not None and Path(start_model).exists()
+    return {
+        "stage": args.stage,
+        "arguments": arguments,
+        "start_model": str(Path(start_model).resolve()) if start_model_is_folder else start_model,
+        "start_model_hub_id": None if start_model_is_folder else start_model,
+        "data": data,
+        "synthaffect": bool(data) and all(map(is_synthaffect, data)),
+        **(run_info or {}),
+    }
 
 
 def parameter_checksum(model: nn.Module) -> str:

@@ -32,6 +32,8 @@ class FinetuneArguments(AffectArguments):
     loss (CCC) is a statistic of the global batch of all processes; with --gradient_accumulation_steps, of each
     micro-step's (processes x micro-batch), not of the whole step."""
 
+    stage = "finetune"
+
     model: str = field(
         metadata={"help": "Pre-trained FaceMAE checkpoint: folder (e.g. the pretrain stage's best/) or Hub id."}
     )

@@ -43,6 +43,7 @@ from .checkpointing import (
     read_training_state,
     save_checkpoint,
     save_model,
+    training_record,
 )
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -141,10 +142,12 @@ def train(
     instead. Batches carry `index`, the item's index in its dataset. `compute_loss(model, batch)` returns the loss of
     a batch; `evaluate(model, eval_dataloader)` returns validation metrics (gathered over processes) with
     --metric_for_best_model among them. `optimizer_groups` are the AdamW `parameter_groups` (default: one learning
-    rate, weight decay on matrices). `run_info` (plain JSON values, e.g. the data split) is recorded in history.json.
+    rate, weight decay on matrices). `run_info` (plain JSON values, e.g. the data split) is recorded in history.json
+    and, with the stage's arguments, in the saved models' training_info.json.
     A non-finite loss on any process stops every process before its update.
     """
     output_dir = Path(args.output_dir)
+    training_info = training_record(args, run_info)
     checkpoint = find_checkpoint(args.resume_from_checkpoint, args.output_dir) if args.resume_from_checkpoint else None
     if not len(eval_set):
         raise InputError("the validation set is empty")
@@ -212,7 +215,7 @@ def train(
         value, best = metrics[args.metric_for_best_model], state.best_metric
         if best is None or (value > best if args.greater_is_better else value < best):
             state.best_metric, state.best_step = value, state.step
-            save_model(accelerator, model, output_dir / "best", results)
+            save_model(accelerator, model, output_dir / "best", results, training_info)
         write_history()
 
     # A bar on a terminal; elsewhere (a log file) a plain line at every logging step.
@@ -289,7 +292,7 @@ def train(
 
     if not state.history["eval"] or state.history["eval"][-1]["step"] != state.step:
         evaluate_and_keep_best(state.epoch + state.batches_in_epoch / len(train_dataloader))
-    save_model(accelerator, model, output_dir / "final", state.history["eval"][-1])
+    save_model(accelerator, model, output_dir / "final", state.history["eval"][-1], training_info)
     if args.record_process_info:
         write_json(
             output_dir / "process_info" / f"rank_{accelerator.process_index}.json",

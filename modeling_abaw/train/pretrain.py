@@ -31,6 +31,8 @@ from .transforms import FaceTransform
 class PretrainArguments(TrainingArguments):
     """MAE pre-training of FaceMAE on face images (defaults: the paper's recipe)."""
 
+    stage = "pretrain"
+
     data: list[str] = field(
         metadata={
             "help": "Image folders (searched recursively, e.g. an Aff-Wild2 root or its cropped_aligned/) and/or "

@@ -33,6 +33,8 @@ class TMFArguments(AffectArguments):
     (CCC) is a statistic of the global batch of all processes; with --gradient_accumulation_steps, of each
     micro-step's (processes x micro-batch), not of the whole step."""
 
+    stage = "tmf"
+
     features: str = field(metadata={"help": "Feature cache folder (written by `abaw extract-features`)."})
     modalities: str | None = field(
         default=None,

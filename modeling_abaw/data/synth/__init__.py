@@ -19,7 +19,7 @@ from .affect import AU_THRESHOLD, CIRCUMPLEX, EXPR_THRESHOLD, PROTOTYPES, Affect
 from .faces import FaceIdentity, au_vector, draw_face, random_identity
 from .scene import Placement, crop_aligned_face, paste_face, random_background
 from .speech import synthesize_speech
-from .writer import SynthAffectSummary, generate_synthaffect
+from .writer import SynthAffectSummary, generate_synthaffect, is_synthaffect
 
 __all__ = [
     "AU_THRESHOLD",
@@ -34,6 +34,7 @@ __all__ = [
     "crop_aligned_face",
     "draw_face",
     "generate_synthaffect",
+    "is_synthaffect",
     "paste_face",
     "random_background",
     "random_identity",

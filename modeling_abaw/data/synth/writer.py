@@ -39,6 +39,15 @@ Not in Aff-Wild2: face_tracks/<video>.csv, where each face was drawn in the raw 
 its aligned square; visible=0 where a hand hides it), as ground truth for face detection and alignment.
 """
 
+# At the root of every SynthAffect dataset: what it is and how it was generated; it tells SynthAffect from Aff-Wild2.
+INFO_FILE = "synthaffect.json"
+
+
+def is_synthaffect(path: str | Path) -> bool:
+    """`path` is a SynthAffect root or lies inside one (e.g. its cropped_aligned/, which pre-training reads)."""
+    path = Path(path).resolve()
+    return any((folder / INFO_FILE).is_file() for folder in (path, *path.parents))
+
 
 @dataclass(frozen=True)
 class SynthAffectSummary:
@@ -166,7 +175,7 @@ def _prepare_root(root: Path) -> Path:
     if root.exists() and not root.is_dir():
         raise InputError(f"{root}: exists and is not a folder")
     if root.is_dir() and any(root.iterdir()):
-        if not (root / "synthaffect.json").is_file():
+        if not (root / INFO_FILE).is_file():
             raise InputError(f"{root}: folder is not empty and is not a SynthAffect dataset; choose another --output")
         for name in ("cropped_aligned", "annotations", "videos", "test_set", "face_tracks"):
             shutil.rmtree(root / name, ignore_errors=True)
@@ -305,7 +314,7 @@ def _write_json(root: Path, params: dict, complete: bool, **details) -> None:
         "hidden_va_drift_std": HIDDEN_DRIFT,
         **details,
     }
-    write_json(root / "synthaffect.json", info)
+    write_json(root / INFO_FILE, info)
 
 
 @contextmanager
