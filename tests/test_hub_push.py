@@ -274,9 +274,8 @@ def test_a_card_the_hub_rejects_is_never_committed(loopback_hub, affect_dir, tmp
 
 
 def test_finetune_push_to_hub_ends_with_the_model_on_the_hub(loopback_hub, tmp_path, pretraining_dir):
-    data = generate_synthaffect(
-        tmp_path / "synth", num_videos=4, num_frames=24, crop_size=32, write_videos=False, seed=1
-    )
+    data = tmp_path / "synth"
+    generate_synthaffect(data, num_videos=4, num_frames=24, crop_size=32, write_videos=False, seed=1)
     output = tmp_path / "run"
     arguments = [
         "--data",
