@@ -36,11 +36,11 @@ from huggingface_hub.utils import validate_repo_id
 from ..configuration_tmf import VISUAL_MODALITY
 from ..errors import InputError
 from ..io import atomic_directory, write_json, write_text
+from ..train import HISTORY_FILE
 from .cards import CARD_FILE, EVAL_RESULTS_FILE, TRAINING_INFO_FILE, model_card
 
 LICENSE_FILE = "LICENSE.md"
-HISTORY_FILE = "history.json"  # the run's history (train.HISTORY_FILE), in the run folder above best/ and final/
-LOGS_FOLDER = "logs"  # the run's TensorBoard logs, beside history.json
+LOGS_FOLDER = "logs"  # the run's TensorBoard logs, beside its history.json (above best/ and final/)
 
 # What a model folder holds beside its weights, config and code that the upload keeps; README.md and LICENSE.md are
 # written anew, and files of other tools (checkpoints, optimizer state) stay local.
