@@ -487,6 +487,14 @@ class RequestHandler(BaseHTTPRequestHandler):
                     raise HubError(409, f"Tag {tag} already exists")
                 repo.tags[tag] = self.find_commit(repo, rest[1]).oid
             return self.send(200, {})
+        if action == "branch" and self.command == "POST":
+            self.require_token()
+            start = json_body(self, body).get("startingPoint") or "main"
+            with self.hub.lock:
+                if rest[1] in repo.refs:
+                    raise HubError(409, f"Branch {rest[1]} already exists")
+                repo.refs[rest[1]] = self.find_commit(repo, start).oid
+            return self.send(200, {})
         if action == "refs" and self.command == "GET":
             return self.send(
                 200,

@@ -23,6 +23,8 @@ url = api.create_repo("org/model", private=True)
 api.create_repo("org/model", exist_ok=True)
 commit = api.upload_folder(repo_id="org/model", folder_path="model", commit_message="Upload the model")
 api.create_tag("org/model", tag="v0.1")
+api.create_branch("org/model", branch="dev")
+api.upload_file(repo_id="org/model", path_or_fileobj=b"on dev", path_in_repo="dev.txt", revision="dev")
 snapshot = snapshot_download("org/model", revision="v0.1")
 weights = load_file(os.path.join(snapshot, "model.safetensors"))["weight"].tolist()
 
@@ -47,7 +49,7 @@ def test_real_clients_push_and_download_models_and_datasets(loopback_hub, tmp_pa
     report = json.loads(result.stdout.splitlines()[-1])
 
     assert report["repo_id"] == "org/model" and report["url"] == f"{loopback_hub.endpoint}/org/model"
-    commit = loopback_hub.commits("org/model")[-1]
+    commit = loopback_hub.repo("org/model").resolve("main")
     assert report["commit"] == commit.oid and commit.summary == "Upload the model"
     modes = {op["value"]["path"]: op["key"] for op in commit.operations}
     assert modes == {
@@ -58,6 +60,8 @@ def test_real_clients_push_and_download_models_and_datasets(loopback_hub, tmp_pa
     }
     assert loopback_hub.repo("org/model").private
     assert loopback_hub.repo("org/model").tags == {"v0.1": commit.oid}
+    assert loopback_hub.read("org/model", "dev.txt", revision="dev") == b"on dev"
+    assert "dev.txt" not in commit.files  # main is where it was
     assert report["weights"] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
     assert report["files"] == [".gitattributes", "README.md", "config.json", "logs/events.txt", "model.safetensors"]
     assert ("PUT", f"/lfs-upload/{commit.files['model.safetensors'].sha256}") in loopback_hub.requests
