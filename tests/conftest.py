@@ -26,46 +26,16 @@ def tiny_face_mae_kwargs():
     return dict(TINY_FACE_MAE)
 
 
-_REMOTE_CODE_SCRIPT = """
-import sys
-sys.modules["modeling_abaw"] = None  # the package is not importable here
-import torch
-from transformers import AutoModel
-model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-inputs = torch.load(sys.argv[2], weights_only=True)
-with torch.no_grad():
-    outputs = model(**inputs)
-print(type(model).__name__, type(model).__module__)
-torch.save({k: v for k, v in outputs.items() if isinstance(v, torch.Tensor)}, sys.argv[3])
-"""
-
-
 @pytest.fixture
-def load_with_remote_code(tmp_path):
+def load_with_remote_code():
     """Load a saved model with `trust_remote_code=True` in a Python where `modeling_abaw` is not importable, run it on
-    `inputs`, and return (class name, module name, tensor outputs)."""
-    import subprocess
-    import sys
-
-    import torch
+    `inputs`, and return (class name, module name, tensor outputs): the push script's check
+    (`modeling_abaw.hub.publish.load_with_remote_code`)."""
+    from modeling_abaw.hub.publish import load_with_remote_code as load_without_package
 
     def load(model_dir, inputs):
-        work = tmp_path / "remote_code"
-        work.mkdir(exist_ok=True)
-        torch.save(inputs, work / "inputs.pt")
-        (work / "load.py").write_text(_REMOTE_CODE_SCRIPT)
-        env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(work / "modules"), "PATH": "/usr/bin:/bin"}
-        result = subprocess.run(
-            [sys.executable, "load.py", str(model_dir), "inputs.pt", "outputs.pt"],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr
-        class_name, module = result.stdout.split()[-2:]
-        return class_name, module, torch.load(work / "outputs.pt", weights_only=True)
+        loaded = load_without_package(model_dir, inputs)
+        return loaded.class_name, loaded.module, loaded.outputs
 
     return load
 
@@ -168,3 +138,14 @@ def expected_table_columns():
 
     boxes = ["face_x", "face_y", "face_w", "face_h"]
     return ["frame", "timestamp", "has_face", *boxes, *AU.labels, *EXPR.labels, "expression", *VA.labels]
+
+
+@pytest.fixture
+def loopback_hub(tmp_path):
+    """A loopback Hub (tests/hub_server.py) on 127.0.0.1 for this test: `.endpoint`, `.client_env(home)` (the
+    environment of a client subprocess), `.commits(repo_id)`, `.read(repo_id, path)`, `.requests`."""
+    from hub_server import LoopbackHub
+
+    hub = LoopbackHub(tmp_path / "loopback-hub").start()
+    yield hub
+    hub.stop()

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import ClassVar, Literal, TypeVar
 
 import yaml
+from huggingface_hub import get_token
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import HfArgumentParser
 
 from ..errors import InputError
@@ -83,6 +86,14 @@ class TrainingArguments:
         default=False,
         metadata={"help": "Debug: each process writes process_info/rank_<i>.json (samples seen, parameter checksum)."},
     )
+    push_to_hub: bool = field(
+        default=False,
+        metadata={
+            "help": "At the end of the run, push <output_dir>/best to the Hub as --hub_model_id (as `abaw push` does; "
+            "a TMF's local backbones go to <hub_model_id>-<name>)."
+        },
+    )
+    hub_model_id: str | None = field(default=None, metadata={"help": "The Hub repo of --push_to_hub, ORG/NAME."})
 
     def __post_init__(self):
         for name in ("num_epochs", "batch_size", "gradient_accumulation_steps", "logging_steps", "save_total_limit"):
@@ -97,6 +108,19 @@ class TrainingArguments:
             raise InputError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise InputError(f"--learning_rate must be positive, got {self.learning_rate}")
+        if self.push_to_hub:
+            self.check_hub_push()
+
+    def check_hub_push(self) -> None:
+        """What --push_to_hub needs, checked before training rather than after it: a repo id and a token."""
+        if not self.hub_model_id:
+            raise InputError("--push_to_hub needs --hub_model_id ORG/NAME")
+        try:
+            validate_repo_id(self.hub_model_id)
+        except HFValidationError:
+            raise InputError(f"--hub_model_id {self.hub_model_id}: not a Hub repo id (org/name)") from None
+        if get_token() is None:
+            raise InputError("--push_to_hub: no Hugging Face token (set HF_TOKEN or run `hf auth login`)")
 
     @property
     def greater_is_better(self) -> bool:

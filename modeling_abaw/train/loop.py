@@ -30,6 +30,7 @@ from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
 
 from ..data import IndexedDataset
 from ..errors import InputError
+from ..hub.publish import push_model_folder
 from ..io import write_json
 from ..progress import no_library_bars_off_terminal
 from . import HISTORY_FILE
@@ -304,5 +305,10 @@ def train(
             },
         )
     log(f"Saved {output_dir / 'final'} and {output_dir / 'best'} (step {state.best_step})")
-    accelerator.end_training()
+    accelerator.end_training()  # flushes the TensorBoard logs the push uploads
+    if args.push_to_hub and accelerator.is_main_process:
+        # Only once the run is complete; a failure is one line (exit 2) and leaves best/ and final/ as they are.
+        push_model_folder(
+            output_dir / "best", args.hub_model_id, push_backbones=args.hub_model_id, logs=True, report=log
+        )
     return state
