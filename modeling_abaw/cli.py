@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = (
     "modeling_abaw.commands.demo",
     "modeling_abaw.commands.models",
     "modeling_abaw.commands.push",
+    "modeling_abaw.commands.push_synthaffect",
     "modeling_abaw.commands.train",
     "modeling_abaw.commands.cross_validate",
     "modeling_abaw.commands.synth",

@@ -2,6 +2,7 @@
 through `pipeline(model=folder, trust_remote_code=True)` as AffectPipeline."""
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,6 +10,8 @@ from transformers import pipeline
 
 from modeling_abaw.inference import AffectPipeline
 from modeling_abaw.inference.transformers_pipeline import TASK, save_custom_pipeline
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +46,31 @@ def test_registered_task_runs_a_folder_without_the_custom_pipeline(tiny_face_mae
     assert type(analyse.model).__module__ == "modeling_abaw.modeling_face_mae"
     table = analyse(str(video), crop_batch_size=4)
     assert len(table) == 40 and table["has_face"].any()
+
+
+PIPELINE_FROM_HUB = """
+import sys
+from transformers import pipeline
+table = pipeline(model=sys.argv[1], trust_remote_code=True, device="cpu")(sys.argv[2], smoothing="none")
+table.to_csv("table.csv", index=False)
+"""
+
+
+def test_a_pushed_folder_runs_as_a_pipeline_from_the_hub(loopback_hub, tiny_face_mae_affect_dir, video, tmp_path):
+    folder = with_pipeline(tiny_face_mae_affect_dir, tmp_path)
+    (folder / "eval_results.json").write_text('{"au_f1": 0.5, "expr_f1": 0.4, "va_ccc": 0.3}')  # a card needs results
+    pushed = loopback_hub.run_client(
+        [str(REPOSITORY / "hub_scripts" / "push_to_hub.py"), "--model", str(folder), "--repo-id", "org/affect"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPOSITORY)},
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    assert "transformers_pipeline.py" in loopback_hub.commits("org/affect")[-1].files
+    (tmp_path / "client.py").write_text(PIPELINE_FROM_HUB)
+    loaded = loopback_hub.run_client(
+        ["client.py", "org/affect", str(video)], cwd=tmp_path, env={"PYTHONPATH": str(REPOSITORY)}
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    expected = AffectPipeline.from_pretrained(folder, device="cpu", dtype="float32", smoothing="none")(video)
+    table = pd.read_csv(tmp_path / "table.csv")
+    pd.testing.assert_frame_equal(table, expected, check_exact=False, atol=1e-5, check_dtype=False)

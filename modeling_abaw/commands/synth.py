@@ -3,6 +3,8 @@
 import argparse
 from pathlib import Path
 
+from .push_synthaffect import add_push_options, push
+
 
 def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,6 +21,7 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument("--fps", type=int, default=30, help="frame rate of the videos and labels (default: 30)")
     parser.add_argument("--crop-size", type=int, default=112, help="side of the aligned face crops (default: 112)")
     parser.add_argument("--no-video", action="store_true", help="skip the raw mp4 videos and their audio")
+    add_push_options(parser, "--push-to-hub", required=False)
     parser.set_defaults(func=run)
 
 
@@ -35,4 +38,6 @@ def run(args: argparse.Namespace) -> int:
         write_videos=not args.no_video,
     )
     print(summary.describe())
+    if args.repo_id:
+        push(summary.root, args)
     return 0

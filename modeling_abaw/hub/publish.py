@@ -289,7 +289,7 @@ def check_repo_model_type(api: HfApi, repo_id: str, model_type: str, revision: s
 
 
 @dataclass(frozen=True)
-class PushedModel:
+class PushedRepo:
     repo_id: str
     commit: str
     url: str
@@ -300,31 +300,49 @@ def upload(
     folder: Path,
     repo_id: str,
     *,
+    commit_message: str,
+    repo_type: str = "model",
     private: bool = False,
     revision: str | None = None,
     create_pr: bool = False,
     tag: str | None = None,
-) -> PushedModel:
-    """create_repo(exist_ok=True) refusing another model type, one upload_folder commit, then the tag."""
-    model_type = read_config(folder).get("model_type")
+    check_repo: Callable[[HfApi, str], None] | None = None,
+) -> PushedRepo:
+    """create_repo(exist_ok=True), `check_repo(api, repo_id)` on what it holds, ONE upload_folder commit of `folder`
+    (not `push_to_hub`, which would rewrite the card), then the tag."""
     with hub_errors(f"creating {repo_id}"):
-        api.create_repo(repo_id, private=private, exist_ok=True)
-    check_repo_model_type(api, repo_id, model_type, None)
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    if check_repo is not None:
+        check_repo(api, repo_id)
     if revision is not None and not create_pr:
         with hub_errors(f"creating branch {revision} of {repo_id}"):
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
+            api.create_branch(repo_id, repo_type=repo_type, branch=revision, exist_ok=True)
     with hub_errors(f"uploading {folder} to {repo_id}"):
         commit = api.upload_folder(
             repo_id=repo_id,
+            repo_type=repo_type,
             folder_path=folder,
             revision=revision,
             create_pr=create_pr,
-            commit_message=f"Upload {model_type} model (modeling-abaw)",
+            commit_message=commit_message,
         )
     if tag is not None:
         with hub_errors(f"tagging {repo_id} {tag}"):
-            api.create_tag(repo_id, tag=tag, revision=commit.oid)
-    return PushedModel(repo_id, commit.oid, commit.pr_url or commit.commit_url)
+            api.create_tag(repo_id, repo_type=repo_type, tag=tag, revision=commit.oid)
+    return PushedRepo(repo_id, commit.oid, commit.pr_url or commit.commit_url)
+
+
+def upload_model(api: HfApi, folder: Path, repo_id: str, **options) -> PushedRepo:
+    """`upload` of a model folder, refusing a repo that holds another model type."""
+    model_type = read_config(folder).get("model_type")
+    return upload(
+        api,
+        folder,
+        repo_id,
+        commit_message=f"Upload {model_type} model (modeling-abaw)",
+        check_repo=lambda api, repo_id: check_repo_model_type(api, repo_id, model_type, None),
+        **options,
+    )
 
 
 def push_model_folder(
@@ -341,7 +359,7 @@ def push_model_folder(
     logs: bool = False,
     dry_run: str | os.PathLike | None = None,
     report: Callable[[str], None] = print,
-) -> list[PushedModel]:
+) -> list[PushedRepo]:
     """Push `model_dir` as `repo_id` (module docstring). With `dry_run`, only build the folder there. With
     `push_backbones` (ORG/PREFIX), each local backbone of a TMF goes first to ORG/PREFIX-<name> (main branch: the
     TMF's config names it without a revision). Returns what was pushed, backbones first; `report` gets one line
@@ -377,10 +395,10 @@ def push_model_folder(
                     path, Path(work) / name, repo_id=backbone_ids[name], card=card
                 )
         for name, backbone_folder in backbone_folders.items():
-            result = upload(api, backbone_folder, backbone_ids[name], private=private, tag=tag)
+            result = upload_model(api, backbone_folder, backbone_ids[name], private=private, tag=tag)
             report(f"pushed backbone {name}: {result.url}")
             pushed.append(result)
-        result = upload(api, folder, repo_id, private=private, revision=revision, create_pr=create_pr, tag=tag)
+        result = upload_model(api, folder, repo_id, private=private, revision=revision, create_pr=create_pr, tag=tag)
         report(f"pushed {model_dir} to {result.url}" + (f" (tag {tag})" if tag else ""))
         pushed.append(result)
     return pushed

@@ -16,16 +16,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import datasets
-from huggingface_hub import DatasetCard, DatasetCardData
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from ..data.affwild2 import SPLIT_DIRS, AffWild2
 from ..data.synth import INFO_FILE
 from ..errors import InputError
 from ..io import atomic_directory
 from ..tasks import TASK_NAMES, TASKS
+from .publish import PushedRepo, check_token, upload
 from .templates import template_path
 
 FRAMES_DIR = "frames"
@@ -52,6 +57,46 @@ def build_synthaffect_repo(root: str | os.PathLike, output: str | os.PathLike, r
         card = synthaffect_card(index, splits, repo_id)
         card.save(folder / "README.md")
     return output
+
+
+def push_synthaffect(
+    root: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    create_pr: bool = False,
+    tag: str | None = None,
+    dry_run: str | os.PathLike | None = None,
+    report: Callable[[str], None] = print,
+) -> PushedRepo | None:
+    """Publish the SynthAffect at `root` as the dataset repo `repo_id`: the repository is built completely first
+    (`build_synthaffect_repo`; with `dry_run`, into that folder, and nothing is pushed), then one commit."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise InputError(f"--repo-id {repo_id}: not a Hub repo id (org/name)") from None
+    if dry_run is not None:
+        build_synthaffect_repo(root, dry_run, repo_id)
+        report(f"{dry_run}: the dataset repository that would be uploaded to {repo_id} (dry run, nothing pushed)")
+        return None
+    api = HfApi()
+    check_token(api)
+    with tempfile.TemporaryDirectory(prefix="push-synthaffect-") as work:
+        folder = build_synthaffect_repo(root, Path(work) / "synthaffect", repo_id)
+        pushed = upload(
+            api,
+            folder,
+            repo_id,
+            repo_type="dataset",
+            commit_message="Upload SynthAffect (modeling-abaw)",
+            private=private,
+            revision=revision,
+            create_pr=create_pr,
+            tag=tag,
+        )
+    report(f"pushed {root} to {pushed.url}" + (f" (tag {tag})" if tag else ""))
+    return pushed
 
 
 def synthaffect_card(index: dict, split_sizes: dict[str, int], repo_id: str | None = None) -> DatasetCard:
