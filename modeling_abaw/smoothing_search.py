@@ -40,6 +40,7 @@ CHAIN_SEEDS_PER_FILTER = 2
 # The filters with a parameter, in the order of tasks.SMOOTHING_FILTERS (Table 9's rows).
 PARAMETRIC_FILTERS = tuple(kind for kind, parameter in SMOOTHING_FILTERS.items() if parameter is not None)
 REPORT_NAME = "smoothing_search"
+SMOOTHING_SEARCH_FILES = tuple(f"{REPORT_NAME}.{extension}" for extension in ("md", "json", "png"))
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ def plot_smoothing_search(search: SmoothingSearch, path: str | os.PathLike) -> N
 def write_search_report(search: SmoothingSearch, folder: str | os.PathLike) -> list[Path]:
     """FOLDER/smoothing_search.md, .json and .png; returns their paths."""
     folder = Path(folder)
-    paths = [folder / f"{REPORT_NAME}.{extension}" for extension in ("md", "json", "png")]
+    paths = [folder / name for name in SMOOTHING_SEARCH_FILES]
     write_text(paths[0], search.to_markdown())
     write_json(paths[1], search.to_dict())
     plot_smoothing_search(search, paths[2])

@@ -1,5 +1,8 @@
 import json
 
+from huggingface_hub import ModelCard, metadata_load
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
 from modeling_abaw.cli import main
 
 # A demo that runs in seconds, for the tests that expect a rejection before anything runs (should that regress).
@@ -22,6 +25,13 @@ def test_demo_runs_the_whole_pipeline_end_to_end(tmp_path, capsys):
     for folder in ("pretrain", "finetune", "tmf_vision_only", "tmf_audio_visual"):
         assert (output / folder / "best" / "model.safetensors").is_file()
         assert (output / folder / "history.json").is_file()
+        for model_dir in (output / folder / "best", output / folder / "final"):
+            # Every model folder carries its card; its model-index holds the folder's own results.
+            card = ModelCard.load(model_dir / "README.md")
+            assert card.data.license == "apache-2.0" and card.data.library_name == "transformers"
+            _, card_results = model_index_to_eval_results(metadata_load(model_dir / "README.md")["model-index"])
+            recorded = json.loads((model_dir / "eval_results.json").read_text())
+            assert card_results and all(result.metric_value in recorded.values() for result in card_results)
     assert json.loads((output / "features" / "features.json").read_text())["modalities"] == {"mae": 96, "logmel": 64}
     results = json.loads((output / "results.json").read_text())
     assert list(results) == [

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -72,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from ..data import AffWild2
     from ..evaluation import predict_frame_table
     from ..inference import load_checkpoint
-    from ..io import atomic_directory, write_json
+    from ..io import atomic_directory
     from ..modeling_face_mae import FaceMAEForAffect
     from ..modeling_tmf import TMFForAffect
-    from ..smoothing_search import search_smoothing, write_search_report
+    from ..smoothing_search import search_smoothing
 
     model = load_checkpoint(args.model, (FaceMAEForAffect, TMFForAffect), "--model")
     tasks = model.config.tasks
@@ -103,22 +104,46 @@ def run(args: argparse.Namespace) -> int:
     print(search.table_9())
     print(f"\nchosen smoothing_policy: {search.policy}")
 
-    model = accelerator.unwrap_model(model).cpu()
-    model.config.smoothing_policy = {**model.config.smoothing_policy, **search.policy}
+    policy = {**model.config.smoothing_policy, **search.policy}
     if args.in_place:
         model_dir = Path(args.model).expanduser()
-        config_path = model_dir / "config.json"
-        config = _read_json(config_path)
-        config["smoothing_policy"] = model.config.smoothing_policy
-        write_json(config_path, config, sort_keys=True)
-        write_search_report(search, model_dir)
-        print(f"abaw smoothing-search: stored in {config_path}; report ({REPORT_FILES}) in {model_dir}")
+        store_policy(model_dir, policy, search)
+        print(f"abaw smoothing-search: stored in {model_dir / 'config.json'}; report ({REPORT_FILES}) in {model_dir}")
     else:
         with atomic_directory(args.output) as temporary:
-            model.save_pretrained(temporary)
-            write_search_report(search, temporary)
+            # The whole folder (weights, code, results, training record, pipeline), then the new policy.
+            shutil.copytree(model_folder(args.model), temporary, dirs_exist_ok=True)
+            store_policy(temporary, policy, search)
         print(f"abaw smoothing-search: model with the chosen policy and its report ({REPORT_FILES}) in {args.output}")
     return 0
+
+
+def model_folder(model: str) -> Path:
+    """The files of a model argument: the local folder, or the Hub snapshot `load_checkpoint` loaded it from."""
+    if Path(model).expanduser().is_dir():
+        return Path(model).expanduser()
+    from huggingface_hub import snapshot_download
+
+    from ..inference.checkpoints import hub_is_offline
+
+    return Path(snapshot_download(model, local_files_only=hub_is_offline()))
+
+
+def store_policy(folder: Path, policy: dict, search) -> None:
+    """Write `policy` into folder/config.json (atomically), the search report beside it, and the model card again
+    when the folder has one made by this package (it states the policy)."""
+    from ..hub.cards import write_model_card
+    from ..io import write_json
+    from ..smoothing_search import write_search_report
+    from ..train import EVAL_RESULTS_FILE
+
+    config_path = folder / "config.json"
+    config = _read_json(config_path)
+    config["smoothing_policy"] = policy
+    write_json(config_path, config, sort_keys=True)
+    write_search_report(search, folder)
+    if (folder / "README.md").is_file() and (folder / EVAL_RESULTS_FILE).is_file():
+        write_model_card(folder)
 
 
 def _feature_loader(args: argparse.Namespace, config, videos: list[str]):

@@ -36,6 +36,7 @@ from huggingface_hub.utils import validate_repo_id
 from ..configuration_tmf import VISUAL_MODALITY
 from ..errors import InputError
 from ..io import atomic_directory, write_json, write_text
+from ..smoothing_search import SMOOTHING_SEARCH_FILES
 from ..train import HISTORY_FILE
 from .cards import CARD_FILE, EVAL_RESULTS_FILE, TRAINING_INFO_FILE, model_card
 
@@ -44,7 +45,13 @@ LOGS_FOLDER = "logs"  # the run's TensorBoard logs, beside its history.json (abo
 
 # What a model folder holds beside its weights, config and code that the upload keeps; README.md and LICENSE.md are
 # written anew, and files of other tools (checkpoints, optimizer state) stay local.
-KEPT_FILES = (EVAL_RESULTS_FILE, TRAINING_INFO_FILE, HISTORY_FILE, "preprocessor_config.json")
+KEPT_FILES = (
+    EVAL_RESULTS_FILE,
+    TRAINING_INFO_FILE,
+    HISTORY_FILE,
+    "preprocessor_config.json",
+    *SMOOTHING_SEARCH_FILES,  # `abaw smoothing-search`'s report of how the model's smoothing policy was chosen
+)
 
 # A Python where `import modeling_abaw` fails loads the folder with remote code and, given inputs, runs it.
 REMOTE_CODE_SCRIPT = """
@@ -78,7 +85,9 @@ def load_with_remote_code(model_dir: str | os.PathLike, inputs: dict | None = No
     with tempfile.TemporaryDirectory(prefix="remote-code-") as work:
         work = Path(work)
         (work / "load.py").write_text(REMOTE_CODE_SCRIPT)
-        arguments = [sys.executable, "load.py", os.fspath(model_dir)]
+        # A folder as an absolute path: the loader runs elsewhere, and a relative one would read as a Hub id.
+        reference = os.fspath(Path(model_dir).resolve()) if Path(model_dir).exists() else os.fspath(model_dir)
+        arguments = [sys.executable, "load.py", reference]
         if inputs is not None:
             torch.save(inputs, work / "inputs.pt")
             arguments += ["inputs.pt", "outputs.pt"]
