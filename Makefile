@@ -11,7 +11,9 @@ $(BIN)/abaw: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# CPU-only machines take the CPU build of torch; GPU users install their CUDA build first (see README).
 	$(BIN)/python -c "import torch" 2>/dev/null || { command -v nvidia-smi >/dev/null && $(BIN)/python -m pip install --quiet torch || $(BIN)/python -m pip install --quiet torch==2.13.0; }
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The torch just installed is pinned for the rest: gradio or selenium must never swap in another build.
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-constraint.txt
+	$(BIN)/python -m pip install --quiet --constraint $(VENV)/torch-constraint.txt -e ".[dev,space]"
 	touch $(BIN)/abaw
 
 install: $(BIN)/abaw
