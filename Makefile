@@ -1,10 +1,11 @@
-# The two set-up commands of the README: `make demo` (the main job) and `make test` (the test suite).
+# The set-up commands of the README: `make demo` (the main job), `make test` (the test suite) and `make space` (the
+# Gradio Space on 127.0.0.1:7860, serving the demo's model or ABAW_MODEL).
 # Each creates the virtual environment it needs when missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install clean
+.PHONY: demo test space install clean
 
 $(BIN)/abaw: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+space: install
+	$(BIN)/python spaces/app.py
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -10,9 +10,6 @@ from pathlib import Path
 from ..errors import InputError
 from ..tasks import SMOOTHING_FILTERS, TASKS
 
-# Decimals kept in the CSV: probabilities to 1e-6, timestamps to the microsecond (boxes are already at 0.1 px).
-CSV_DECIMALS = 6
-
 
 def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -78,6 +75,7 @@ def add_subcommand(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..inference import AffectPipeline
     from ..inference.figures import plot_predictions
+    from ..inference.tables import write_csv
     from ..media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     inputs, failures = [], 0
@@ -111,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     for path, name in names.items():
         try:
             table = _predict(pipeline, path)
-            _write_csv(table, args.output / f"{name}.csv")
+            write_csv(table, args.output / f"{name}.csv")
             plot_predictions(table, args.output / f"{name}.png", title=f"{path.name} - {args.model}")
         except Exception as error:  # one bad input must not stop the others; Ctrl-C still does
             failures += _report_failure(error)
@@ -179,13 +177,6 @@ def _report_failure(error: Exception) -> int:
     reason = str(error) if isinstance(error, (InputError, OSError)) else f"{type(error).__name__}: {error}"
     print(f"abaw predict: error: {reason}", file=sys.stderr)
     return 1
-
-
-def _write_csv(table, path: Path) -> None:
-    from ..io import atomic_path
-
-    with atomic_path(path) as temporary:
-        table.round(CSV_DECIMALS).to_csv(temporary, index=False)
 
 
 def _abaw_file(output: Path, task: str) -> Path:

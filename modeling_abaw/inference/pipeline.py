@@ -27,6 +27,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -266,6 +267,24 @@ class AffectPipeline:
         for number, table in enumerate(tables, start=1):
             table.insert(1, "face", number)
         return pd.concat(tables, ignore_index=True)
+
+    @torch.inference_mode()
+    def predict_frame(self, image: np.ndarray) -> tuple[Box | None, dict[str, np.ndarray]]:
+        """The frame model's predictions (task -> (C,) array) for the largest face of one RGB frame (H, W, 3) uint8,
+        and its box in the frame's pixels; (None, {}) when no face is found. A single frame has no past to track
+        or smooth over and no audio: a TMF pipeline answers with its visual backbone's own heads. This is the live
+        webcam path of the Gradio Space, where each frame must be answered on its own."""
+        scale = min(1.0, self.detection_size / max(image.shape[:2]))
+        small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        boxes = self.detector(small)
+        if not boxes:
+            return None, {}
+        box = max(boxes, key=lambda box: box.area).transformed(1 / scale)
+        crop = crop_around_box(image, box, self.image_size, self.crop_scale)
+        pixel_values = self.processor(images=[crop], do_resize=False, return_tensors="pt")["pixel_values"]
+        outputs = self.visual_model(pixel_values=pixel_values.to(self.device, self.dtype))
+        predictions = affect_predictions(outputs, self.visual_model.config.tasks)
+        return box, {name: values[0].float().cpu().numpy() for name, values in predictions.items()}
 
     def predict_crops(
         self, crops: Sequence[str | os.PathLike | None], audio_source: str | os.PathLike | None = None
