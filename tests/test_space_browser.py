@@ -36,11 +36,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def load_app():
-    """spaces/app.py as a module. Imported by path: `import spaces.app` would find the ZeroGPU `spaces` package."""
+def load_app(cache):
+    """spaces/app.py as a module, its examples and results under `cache`. Imported by path: `import spaces.app`
+    would find the ZeroGPU `spaces` package."""
     spec = importlib.util.spec_from_file_location("space_app", APP_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.EXAMPLES_DIR, module.RESULTS_DIR = cache / "examples", cache / "results"
     return module
 
 
@@ -48,9 +50,9 @@ def load_app():
 def space_url(tiny_face_mae_affect_dir, tmp_path, monkeypatch):
     # Gradio keeps uploads and outputs in GRADIO_TEMP_DIR: this test's tmp folder, not the shared /tmp/gradio.
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    model = os.environ.get("ABAW_SCREENSHOT_MODEL") or tiny_face_mae_affect_dir
-    demo = load_app().build_demo([model])
-    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    app = load_app(tmp_path)
+    demo = app.build_demo([os.environ.get("ABAW_SCREENSHOT_MODEL") or tiny_face_mae_affect_dir])
+    demo.queue(max_size=app.QUEUE_MAX_SIZE).launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()
 
