@@ -30,8 +30,9 @@ from modeling_abaw.errors import InputError
 from modeling_abaw.hub.cards import AFF_WILD2, SYNTHAFFECT
 from modeling_abaw.inference import AffectPipeline, MissingAudioWarning, NoFaceWarning
 from modeling_abaw.inference.checkpoints import hub_options, model_reference
-from modeling_abaw.inference.faces import crop_around_box
+from modeling_abaw.inference.faces import Box, crop_around_box
 from modeling_abaw.inference.figures import plot_predictions
+from modeling_abaw.inference.pipeline import BOX_COLUMNS
 from modeling_abaw.inference.tables import write_csv
 from modeling_abaw.io import atomic_path
 from modeling_abaw.media import IMAGE_EXTENSIONS, open_media
@@ -215,7 +216,7 @@ def face_crop(frame_number: int, analysed: tuple[str, pd.DataFrame] | None, mode
     if row.empty or not row["has_face"].iloc[0]:
         gr.Info(f"No face was detected at frame {int(frame_number)}.")
         return None
-    box = row[["face_x", "face_y", "face_w", "face_h"]].iloc[0].to_numpy(dtype=float)
+    box = Box(*row[list(BOX_COLUMNS)].iloc[0].to_numpy(dtype=float))
     pipeline = SERVED_MODELS[model_name].pipeline
     for index, frame in enumerate(open_media(path).frames(), start=1):
         if index == int(frame_number):
