@@ -30,8 +30,9 @@ from modeling_abaw.errors import InputError
 from modeling_abaw.hub.cards import AFF_WILD2, SYNTHAFFECT
 from modeling_abaw.inference import AffectPipeline, MissingAudioWarning, NoFaceWarning
 from modeling_abaw.inference.checkpoints import hub_options, model_reference
-from modeling_abaw.inference.faces import crop_around_box
+from modeling_abaw.inference.faces import Box, crop_around_box
 from modeling_abaw.inference.figures import plot_predictions
+from modeling_abaw.inference.pipeline import BOX_COLUMNS
 from modeling_abaw.inference.tables import write_csv
 from modeling_abaw.io import atomic_path
 from modeling_abaw.media import IMAGE_EXTENSIONS, open_media
@@ -56,6 +57,9 @@ DEMO_MODELS = (ROOT / "demo_output" / "finetune" / "best", ROOT / "demo_output" 
 SPACE_CACHE = Path(os.environ.get("ABAW_SPACE_CACHE", Path(tempfile.gettempdir()) / "modeling-abaw-space"))
 EXAMPLES_DIR = SPACE_CACHE / "examples"
 RESULTS_DIR = SPACE_CACHE / "results"
+
+# Every model the app serves, by its name in the dropdown (filled at start-up by `build_demo`).
+SERVED_MODELS: dict[str, LoadedModel] = {}
 
 NO_MODEL_MESSAGE = (
     "no model to load: set ABAW_MODEL to a FaceMAEForAffect or TMFForAffect checkpoint (a Hub id or a local folder; "
@@ -164,22 +168,18 @@ def new_results_folder() -> Path:
 
 
 @spaces.GPU(duration=TIME_LIMIT_SECONDS)
-def predict(pipeline: AffectPipeline, path: Path) -> pd.DataFrame:
-    """The pipeline on one file, its warnings (no face, no audio) shown as gradio warnings without the server's
-    path of the upload."""
+def predict(model_name: str, path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The pipeline on one file, and its warnings (no face, no audio). On ZeroGPU this runs in a process holding the
+    GPU, so it takes the model by name (the models are module state, not a pickled argument) and returns the
+    warnings for the page to show."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            table = pipeline(path)
-        except InputError as error:
-            raise gr.Error(str(error).replace(str(path), path.name)) from None
-    for warning in caught:
-        if issubclass(warning.category, (NoFaceWarning, MissingAudioWarning)):
-            gr.Warning(str(warning.message).replace(str(path), path.name))
-    return table
+        table = SERVED_MODELS[model_name].pipeline(path)
+    shown = [warning for warning in caught if issubclass(warning.category, (NoFaceWarning, MissingAudioWarning))]
+    return table, [str(warning.message) for warning in shown]
 
 
-def analyze(media: str | None, model_name: str, models: dict[str, LoadedModel]):
+def analyze(media: str | None, model_name: str):
     """The `analyze` endpoint: (table, figure PNG, CSV file, face-crop frame slider) of a video or an image."""
     if not media:
         raise gr.Error("Upload a video or an image first (or record one with the webcam).")
@@ -189,7 +189,12 @@ def analyze(media: str | None, model_name: str, models: dict[str, LoadedModel]):
     except InputError as error:
         raise gr.Error(str(error).replace(str(path), path.name)) from None
     check_limits(path)
-    table = predict(models[model_name].pipeline, path)
+    try:
+        table, messages = predict(model_name, path)
+    except InputError as error:
+        raise gr.Error(str(error).replace(str(path), path.name)) from None
+    for message in messages:  # without the server's path of the upload
+        gr.Warning(message.replace(str(path), path.name))
     folder = new_results_folder()
     name = path.stem
     csv_path, figure_path = folder / f"{name}.csv", folder / f"{name}.png"
@@ -202,7 +207,7 @@ def analyze(media: str | None, model_name: str, models: dict[str, LoadedModel]):
     return pd.read_csv(csv_path), str(figure_path), str(csv_path), slider, (str(path), table)
 
 
-def face_crop(frame_number: int, analysed: tuple[str, pd.DataFrame] | None, model_name: str, models):
+def face_crop(frame_number: int, analysed: tuple[str, pd.DataFrame] | None, model_name: str):
     """The face crop the model saw at one frame of the analysed input (None where no face was detected)."""
     if not analysed:
         return None
@@ -211,19 +216,19 @@ def face_crop(frame_number: int, analysed: tuple[str, pd.DataFrame] | None, mode
     if row.empty or not row["has_face"].iloc[0]:
         gr.Info(f"No face was detected at frame {int(frame_number)}.")
         return None
-    box = row[["face_x", "face_y", "face_w", "face_h"]].iloc[0].to_numpy(dtype=float)
-    pipeline = models[model_name].pipeline
+    box = Box(*row[list(BOX_COLUMNS)].iloc[0].to_numpy(dtype=float))
+    pipeline = SERVED_MODELS[model_name].pipeline
     for index, frame in enumerate(open_media(path).frames(), start=1):
         if index == int(frame_number):
             return crop_around_box(frame.image, box, pipeline.image_size, pipeline.crop_scale)
     return None
 
 
-def live_frame(image: np.ndarray | None, model_name: str, models: dict[str, LoadedModel]):
+def live_frame(image: np.ndarray | None, model_name: str):
     """One webcam frame: the frame with the face's box drawn, and the model's predictions for that face."""
     if image is None:
         return None, ""
-    box, predictions = models[model_name].pipeline.predict_frame(image)
+    box, predictions = SERVED_MODELS[model_name].pipeline.predict_frame(image)
     if box is None:
         return image, "No face in view."
     shown = image.copy()
@@ -281,12 +286,13 @@ def build_demo(models: list[str] | None = None) -> gr.Blocks:
     """The Space's page, serving `models` (references: Hub ids or folders; None: `ABAW_MODEL`, else the demo's
     models). Raises InputError when there is no model or one cannot be loaded."""
     loaded = load_models(model_references(os.environ.get("ABAW_MODEL")) if models is None else list(models))
+    SERVED_MODELS.update(loaded)
     names = list(loaded)
     clip, image = make_examples(EXAMPLES_DIR)
 
     # gradio finds the progress tracker by its default value (its documented idiom): tqdm bars become progress.
     def run_analysis(media, model_name, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
-        return analyze(media, model_name, loaded)
+        return analyze(media, model_name)
 
     with gr.Blocks(title="modeling-abaw: facial affect analysis", delete_cache=CACHE_LIFETIME) as demo:
         gr.Markdown(DESCRIPTION.format(seconds=MAX_VIDEO_SECONDS, megabytes=MAX_UPLOAD_MB))
@@ -336,13 +342,13 @@ def build_demo(models: list[str] | None = None) -> gr.Blocks:
         analyze_image.click(run_analysis, [picture, model_choice], outputs, api_name="analyze_image", **limits)
         model_choice.change(lambda name: loaded[name].description, model_choice, model_info, api_visibility="private")
         frame_number.release(
-            lambda number, state, name: face_crop(number, state, name, loaded),
+            face_crop,
             [frame_number, analysed, model_choice],
             crop,
             api_visibility="private",
         )
         webcam.stream(
-            lambda frame, name: live_frame(frame, name, loaded),
+            live_frame,
             [webcam, model_choice],
             [live_view, live_predictions],
             stream_every=LIVE_STREAM_EVERY,

@@ -109,7 +109,7 @@ def faceless_video(path: Path, num_frames: int = 12) -> Path:
     return path
 
 
-def test_bad_inputs_give_messages_and_the_app_keeps_serving(server, app, clip, tiny_face_mae_affect_dir, tmp_path):
+def test_bad_inputs_give_messages_and_the_app_keeps_serving(server, clip, tiny_face_mae_affect_dir, tmp_path):
     from gradio_client.exceptions import AppError
 
     not_media = tmp_path / "notes.txt"
@@ -140,11 +140,10 @@ def test_live_frame_finds_the_face_and_predicts(server, app, clip, tiny_face_mae
     from modeling_abaw.media import open_media
 
     frame = next(open_media(clip).frames()).image
-    models = app.load_models([tiny_face_mae_affect_dir])
-    shown, text = app.live_frame(frame, tiny_face_mae_affect_dir, models)
+    shown, text = app.live_frame(frame, tiny_face_mae_affect_dir)
     assert shown.shape == frame.shape and not np.array_equal(shown, frame)  # the face's box is drawn
     assert [line.split()[0] for line in text.split("\n\n")] == ["**AU**", "**EXPR**", "**VA**"]
-    assert app.live_frame(np.zeros_like(frame), tiny_face_mae_affect_dir, models)[1] == "No face in view."
+    assert app.live_frame(np.zeros_like(frame), tiny_face_mae_affect_dir)[1] == "No face in view."
 
 
 def test_model_references_from_abaw_model(app, tmp_path, monkeypatch):
@@ -191,3 +190,11 @@ def test_examples_are_a_synthaffect_clip_and_an_image(app):
     clip, image = app.make_examples(app.EXAMPLES_DIR)
     assert open_media(clip).num_frames == 90 and open_media(image).is_image
     assert app.make_examples(app.EXAMPLES_DIR) == (clip, image)  # generated once
+
+
+def test_face_crop_of_a_chosen_frame(server, app, clip, pipeline, tiny_face_mae_affect_dir):
+    table = pipeline(clip)
+    face_frame = int(table.loc[table["has_face"] == 1, "frame"].iloc[0])
+    crop = app.face_crop(face_frame, (str(clip), table), tiny_face_mae_affect_dir)
+    assert crop.shape == (pipeline.image_size, pipeline.image_size, 3)
+    assert app.face_crop(face_frame, None, tiny_face_mae_affect_dir) is None  # nothing analysed yet
