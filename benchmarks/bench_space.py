@@ -1,6 +1,6 @@
 """The Gradio Space under load: concurrent gradio_client users, the queue bound, and the server's memory.
 
-    python benchmarks/bench_space.py                  # ~2 min on 2 cores
+    python benchmarks/bench_space.py                  # ~3 min on 2 cores
     python benchmarks/bench_space.py --clients 16 --rounds 5
 
 Each server is `spaces/app.py`'s page served in its own subprocess on 127.0.0.1 (random-weight FaceMAE of a preset of
@@ -32,9 +32,13 @@ from pathlib import Path
 
 import psutil
 from gradio_client import Client, handle_file
+from gradio_client.client import Job
+from gradio_client.utils import Status
 
 from modeling_abaw.presets import FACE_MAE_PRESETS, face_mae_preset
 
+# What a client sees of a running request: processing, and the progress and log messages it sends meanwhile.
+RUNNING = {Status.PROCESSING, Status.PROGRESS, Status.LOG}
 APP_FILE = Path(__file__).resolve().parents[1] / "spaces" / "app.py"
 
 
@@ -121,7 +125,7 @@ class Server:
 
 def analyze(url: str, clip: Path, model: str):
     """One user: a fresh client submits the clip to the `analyze` endpoint and waits for the table."""
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, download_files=False)  # the figure and CSV stay on the server
     table, *_ = client.predict(handle_file(str(clip)), model, api_name="/analyze")
     return table
 
@@ -155,15 +159,21 @@ def outcome(function, *args):
         return error
 
 
+def arrive(url: str, clip: Path, model: str, running: bool) -> Job:
+    """One more user, returned once the server has placed the request: running (`running`) or waiting in the queue
+    (else), or already answered or refused; so the next user arrives behind it."""
+    job = Client(url, verbose=False, download_files=False).submit(handle_file(str(clip)), model, api_name="/analyze")
+    placed = RUNNING if running else RUNNING | {Status.IN_QUEUE}
+    while not job.done() and job.status().code not in placed:
+        time.sleep(0.05)
+    return job
+
+
 def queue_bound(server: Server, clip: Path, model: str, running: int, queue_size: int) -> list[str]:
     """Users arriving one by one while the first analyses run: what each one got ("answered" or the error)."""
-    users = running + queue_size + 1
-    with ThreadPoolExecutor(users) as pool:
-        futures = []
-        for _ in range(users):
-            futures.append(pool.submit(outcome, analyze, server.url, clip, model))
-            time.sleep(0.5)  # each user's request reaches the queue before the next one's
-        return ["answered" if isinstance(f.result(), dict) else str(f.result()) for f in futures]
+    jobs = [arrive(server.url, clip, model, number < running) for number in range(running + queue_size + 1)]
+    results = [outcome(job.result) for job in jobs]
+    return [str(result) if isinstance(result, Exception) else "answered" for result in results]
 
 
 def make_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
