@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import av
 import numpy as np
@@ -27,6 +28,7 @@ from modeling_abaw.inference import (
     Box,
     FaceDetector,
     FaceTracker,
+    HaarFaceDetector,
     MissingAudioWarning,
     NoFaceWarning,
     crop_around_box,
@@ -395,3 +397,23 @@ def test_tmf_clips_tile_or_overlap_and_average(tiny_tmf_dir, stride, starts):
         else:
             assert counts.max() > 1
             np.testing.assert_allclose(values, sums[name] / counts[:, None], rtol=0, atol=1e-6)
+
+
+def test_one_haar_detector_serves_several_threads_at_once(synth):
+    """Analyses served at once (the Space) share one detector: OpenCV's cascade keeps per-call scratch state, which
+    threads sharing one classifier corrupted (range-check and scale-index assertion errors)."""
+    frame = next(open_media(synth[0] / "videos" / "synth_000.mp4").frames()).image
+    detector = HaarFaceDetector()
+    expected = detector(frame)
+
+    def detect(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(300):
+            top, left = rng.integers(0, 60, 2)
+            crop = frame[top : top + rng.integers(120, 180), left : left + rng.integers(160, 260)]
+            detector(np.ascontiguousarray(crop), min_size=float(rng.integers(0, 40)))
+        return detector(frame)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(detect, [1, 2]))
+    assert all(result == expected for result in results)

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -77,10 +78,20 @@ class HaarFaceDetector(FaceDetector):
     def __init__(
         self, min_face_size: int = 24, scale_factor: float = 1.1, min_neighbors: int = 4, cascade=HAAR_CASCADE
     ):
-        self.cascade = cv2.CascadeClassifier(cascade)
-        if self.cascade.empty():
+        self.cascade_file = cascade
+        if cv2.CascadeClassifier(cascade).empty():
             raise FileNotFoundError(f"cannot load the Haar cascade {cascade}")
         self.min_face_size, self.scale_factor, self.min_neighbors = min_face_size, scale_factor, min_neighbors
+        # A CascadeClassifier keeps per-call scratch state: one shared by threads (analyses served at once, e.g.
+        # by the Space) corrupts it. Each thread loads its own, on first use.
+        self._per_thread = threading.local()
+
+    @property
+    def cascade(self) -> cv2.CascadeClassifier:
+        """This thread's classifier."""
+        if not hasattr(self._per_thread, "cascade"):
+            self._per_thread.cascade = cv2.CascadeClassifier(self.cascade_file)
+        return self._per_thread.cascade
 
     def __call__(self, image: np.ndarray, min_size: float = 0, max_size: float = float("inf")) -> list[Box]:
         low = max(self.min_face_size, int(np.ceil(min_size)))
