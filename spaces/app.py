@@ -277,7 +277,7 @@ DESCRIPTION = """# Facial affect analysis: action units, expression, valence–a
 Upload a video (its audio is used by audio-visual TMF models), an image, or record with the webcam. For every frame
 the main face is detected and tracked, and the model predicts the probabilities of 12 action units, of 8
 expressions, and valence/arousal — as in [Multi-modal Facial Affective Analysis based on Masked
-Autoencoder](https://arxiv.org/abs/2303.10849) (ABAW5), with the [modeling-abaw](https://github.com/) package.
+Autoencoder](https://arxiv.org/abs/2303.10849) (ABAW5), with the modeling-abaw package.
 Videos up to {seconds} s and {megabytes} MB. Frames without a detected face take the nearest face frame's
 predictions (shaded grey in the figure, `has_face` 0 in the table)."""
 
