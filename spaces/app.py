@@ -300,7 +300,9 @@ def build_demo(models: list[str] | None = None) -> gr.Blocks:
             names, value=names[0], label="Model", interactive=len(names) > 1, elem_id="model-choice"
         )
         model_info = gr.Markdown(loaded[names[0]].description, elem_id="model-info")
-        analysed = gr.State()  # (file, table) of the last analysis, for the face crop of a chosen frame
+        # (file, table) of the last analysis, for the face crop of a chosen frame. Per session: API clients never end
+        # theirs, so it expires with the uploads it points to.
+        analysed = gr.State(time_to_live=CACHE_LIFETIME[1])
         # The results are shown below the input tabs; they are made first because the examples' cache needs them.
         figure = gr.Image(label="Predictions over time", type="filepath", elem_id="affect-figure", render=False)
         frame_number = gr.Slider(
