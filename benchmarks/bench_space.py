@@ -54,6 +54,7 @@ def serve(args: argparse.Namespace) -> None:
     """The server subprocess: the Space's page with a queue of `--queue-size`, until killed."""
     app = load_app()
     app.EXAMPLES_DIR, app.RESULTS_DIR = Path(args.cache) / "examples", Path(args.cache) / "results"
+    app.limit_malloc_arenas()  # as the app's main() does
     demo = app.build_demo([args.model])
     demo.queue(max_size=args.queue_size).launch(server_name="127.0.0.1", server_port=args.port, quiet=True)
 

@@ -8,6 +8,7 @@ the checkpoint `abaw demo` trained (demo_output/), when there is one. Every mode
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import sys
@@ -47,6 +48,9 @@ CONCURRENCY_LIMIT = 2  # analyses running at once (each one already uses every c
 TIME_LIMIT_SECONDS = 300
 # Uploads and results are deleted every hour once a day old (gradio's `delete_cache`: frequency, age).
 CACHE_LIFETIME = (3600, 86400)
+# glibc's mallopt parameter M_ARENA_MAX, and the arenas the server keeps (see `limit_malloc_arenas`).
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
 # The live webcam sends a frame every LIVE_STREAM_EVERY seconds; see the README for the rate measured on a CPU.
 LIVE_STREAM_EVERY = 0.25
 LIVE_TOP_LABELS = 3  # labels shown per classification task in the live view
@@ -360,9 +364,21 @@ def build_demo(models: list[str] | None = None) -> gr.Blocks:
     return demo
 
 
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Cap glibc's malloc arenas for this server process. gradio runs each request in a worker thread and glibc gives
+    threads arenas of their own, up to 8 per core, which fragment: on 8 concurrent users the server's RSS grew by ~27
+    MB per round of 8 requests with no end in sight, and levelled off at ~850 MB with 2 arenas
+    (benchmarks/bench_space.py, README). A no-op where the C library is not glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> None:
     """Serve the Space: on 127.0.0.1:7860 by default, GRADIO_SERVER_NAME / GRADIO_SERVER_PORT elsewhere (the Hub sets
     them)."""
+    limit_malloc_arenas()
     try:
         demo = build_demo()
     except InputError as error:
