@@ -33,20 +33,7 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace results of an earlier run in OUTPUT (default: refuse)"
     )
-    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
-    parser.add_argument(
-        "--dtype",
-        default="auto",
-        choices=["auto", "float32", "bfloat16"],
-        help="visual encoder precision; auto = bfloat16 on GPUs and AMX CPUs that run it natively",
-    )
-    parser.add_argument(
-        "--clip-stride",
-        type=int,
-        help="TMF models: frames between the starts of consecutive clips (default: the clip length, clips tile the "
-        "video); a smaller stride overlaps them and each frame takes the mean of its clips' predictions",
-    )
-    parser.add_argument("--batch-size", type=int, default=32, help="face crops per forward pass (default 32)")
+    add_model_options(parser)
     parser.add_argument(
         "--smoothing",
         default="model",
@@ -70,6 +57,24 @@ def add_subcommand(subparsers) -> None:
         "main face (an official test submission from an Aff-Wild2 release: `abaw submit`)",
     )
     parser.set_defaults(func=run)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """How the model runs: the options `abaw predict` and `abaw submit` share."""
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="visual encoder precision; auto = bfloat16 on GPUs and AMX CPUs that run it natively",
+    )
+    parser.add_argument(
+        "--clip-stride",
+        type=int,
+        help="TMF models: frames between the starts of consecutive clips (default: the clip length, clips tile the "
+        "video); a smaller stride overlaps them and each frame takes the mean of its clips' predictions",
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="face crops per forward pass (default 32)")
 
 
 def run(args: argparse.Namespace) -> int:

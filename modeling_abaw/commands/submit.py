@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from .predict import add_model_options
 
 
 def add_subcommand(subparsers) -> None:
@@ -32,19 +33,7 @@ def add_subcommand(subparsers) -> None:
         "--video-dirs", nargs="*", type=Path, help="folders of the raw videos (default: DATA/videos and DATA)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace submission files already in OUTPUT")
-    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
-    parser.add_argument(
-        "--dtype",
-        default="auto",
-        choices=["auto", "float32", "bfloat16"],
-        help="visual encoder precision; auto = bfloat16 on GPUs and AMX CPUs that run it natively",
-    )
-    parser.add_argument("--batch-size", type=int, default=32, help="face crops per forward pass (default 32)")
-    parser.add_argument(
-        "--clip-stride",
-        type=int,
-        help="TMF models: frames between the starts of consecutive clips (default: the clip length)",
-    )
+    add_model_options(parser)
     parser.set_defaults(func=run)
 
 

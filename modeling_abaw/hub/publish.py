@@ -275,6 +275,14 @@ def hub_errors(what: str) -> Iterator[None]:
         raise InputError(f"{what}: {one_line(error)}") from None
 
 
+def check_repo_id(flag: str, value: str) -> None:
+    """InputError naming `flag` when `value` is not a Hub repo id."""
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        raise InputError(f"{flag} {value}: not a Hub repo id (org/name)") from None
+
+
 def check_token(api: HfApi) -> str:
     """The user the token belongs to; InputError without a token or when the Hub rejects it."""
     if get_token() is None:
@@ -374,12 +382,9 @@ def push_model_folder(
     TMF's config names it without a revision). Returns what was pushed, backbones first; `report` gets one line
     for each commit once it exists."""
     model_dir = Path(model_dir)
-    for name, value in (("--repo-id", repo_id), ("--push-backbones", push_backbones)):
-        if value is not None:
-            try:
-                validate_repo_id(value)
-            except HFValidationError:
-                raise InputError(f"{name} {value}: not a Hub repo id (org/name)") from None
+    check_repo_id("--repo-id", repo_id)
+    if push_backbones is not None:
+        check_repo_id("--push-backbones", push_backbones)
     backbone_ids = dict(backbone_ids or {})
     to_push = {name: path for name, path in local_backbones(read_config(model_dir)).items() if name not in backbone_ids}
     if push_backbones:

@@ -22,15 +22,13 @@ from pathlib import Path
 
 import datasets
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
 
 from ..data.affwild2 import SPLIT_DIRS, AffWild2
 from ..data.synth import INFO_FILE
 from ..errors import InputError
 from ..io import atomic_directory
 from ..tasks import TASK_NAMES, TASKS
-from .publish import PushedRepo, check_token, upload
+from .publish import PushedRepo, check_repo_id, check_token, upload
 from .templates import template_path
 
 FRAMES_DIR = "frames"
@@ -72,10 +70,7 @@ def push_synthaffect(
 ) -> PushedRepo | None:
     """Publish the SynthAffect at `root` as the dataset repo `repo_id`: the repository is built completely first
     (`build_synthaffect_repo`; with `dry_run`, into that folder, and nothing is pushed), then one commit."""
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
-        raise InputError(f"--repo-id {repo_id}: not a Hub repo id (org/name)") from None
+    check_repo_id("--repo-id", repo_id)
     if dry_run is not None:
         build_synthaffect_repo(root, dry_run, repo_id)
         report(f"{dry_run}: the dataset repository that would be uploaded to {repo_id} (dry run, nothing pushed)")
