@@ -34,7 +34,7 @@ from .tasks import TASK_NAMES, TASKS, AffectTask, get_task, validate_tasks
 METRIC_KEYS: dict[str, str] = {name: task.metric_key for name, task in TASKS.items()}
 
 
-def _f1_from_counts(true_positives, false_positives, false_negatives) -> np.ndarray:
+def f1_from_counts(true_positives, false_positives, false_negatives) -> np.ndarray:
     """Per-class F1 = 2TP / (2TP + FP + FN), with 0/0 -> 0.0 (scikit-learn's zero_division=0)."""
     denominator = 2 * true_positives + false_positives + false_negatives
     return np.divide(2 * true_positives, denominator, out=np.zeros(denominator.shape), where=denominator > 0)
@@ -69,6 +69,18 @@ def _check_labels(labels, task: AffectTask) -> np.ndarray:
     return labels
 
 
+def multilabel_counts(task: AffectTask, probabilities, labels, threshold: float | None = None) -> np.ndarray:
+    """(3, num_outputs): true positives, false positives and false negatives of each output of a multilabel task
+    (AU), on its labelled entries; `multilabel_f1_per_class` documents the arguments."""
+    probabilities, labels = _as_predictions(probabilities, task), _check_labels(labels, task)
+    _check_shape(probabilities, labels.shape, f"{task.name.upper()} predictions")
+    labelled = task.is_labelled(labels)
+    threshold = task.threshold if threshold is None else threshold
+    predicted = (probabilities >= threshold) & labelled
+    present = labels == 1
+    return np.stack([(predicted & present).sum(0), (predicted & ~present).sum(0), (~predicted & present).sum(0)])
+
+
 def multilabel_f1_per_class(task: AffectTask, probabilities, labels, threshold: float | None = None) -> np.ndarray:
     """Binary F1 of each output of a multilabel task (AU: shape (12,), in `AU.labels` order).
 
@@ -77,13 +89,24 @@ def multilabel_f1_per_class(task: AffectTask, probabilities, labels, threshold: 
             >= `threshold` (default: the task's, the challenge's 0.5).
         labels: (N, num_outputs) with 0, 1 or the "no label" marker, which drops that output of that frame only.
     """
-    probabilities, labels = _as_predictions(probabilities, task), _check_labels(labels, task)
-    _check_shape(probabilities, labels.shape, f"{task.name.upper()} predictions")
+    return f1_from_counts(*multilabel_counts(task, probabilities, labels, threshold))
+
+
+def confusion_matrix(task: AffectTask, predictions, labels) -> np.ndarray:
+    """(num_classes, num_classes) counts of the labelled frames of a multiclass task (EXPR), rows = true class,
+    columns = predicted class, in `task.labels` order; `multiclass_f1_per_class` documents the arguments."""
+    predictions, labels = _as_predictions(predictions, task), _check_labels(labels, task)
+    num_classes = task.num_outputs
+    if predictions.ndim == 2:
+        _check_shape(predictions, (len(labels), num_classes), f"{task.name.upper()} probabilities")
+        predictions = task.decisions(predictions)
+    _check_shape(predictions, labels.shape, f"{task.name.upper()} predictions")
+    _check_values(predictions, range(num_classes), f"{task.name.upper()} predictions")
     labelled = task.is_labelled(labels)
-    threshold = task.threshold if threshold is None else threshold
-    predicted = (probabilities >= threshold) & labelled
-    present = labels == 1
-    return _f1_from_counts((predicted & present).sum(0), (predicted & ~present).sum(0), (~predicted & present).sum(0))
+    return np.bincount(
+        labels[labelled].astype(np.int64) * num_classes + predictions[labelled].astype(np.int64),
+        minlength=num_classes**2,
+    ).reshape(num_classes, num_classes)
 
 
 def multiclass_f1_per_class(task: AffectTask, predictions, labels) -> np.ndarray:
@@ -97,21 +120,18 @@ def multiclass_f1_per_class(task: AffectTask, predictions, labels) -> np.ndarray
             or (N,) class indices.
         labels: (N,) class indices, or the "no label" marker for frames without a label.
     """
-    predictions, labels = _as_predictions(predictions, task), _check_labels(labels, task)
-    num_classes = task.num_outputs
-    if predictions.ndim == 2:
-        _check_shape(predictions, (len(labels), num_classes), f"{task.name.upper()} probabilities")
-        predictions = task.decisions(predictions)
-    _check_shape(predictions, labels.shape, f"{task.name.upper()} predictions")
-    _check_values(predictions, range(num_classes), f"{task.name.upper()} predictions")
-    labelled = task.is_labelled(labels)
-    # Confusion matrix, rows = true class, columns = predicted class.
-    confusion = np.bincount(
-        labels[labelled].astype(np.int64) * num_classes + predictions[labelled].astype(np.int64),
-        minlength=num_classes**2,
-    ).reshape(num_classes, num_classes)
+    return f1_from_counts(*classification_counts(task, predictions, labels))
+
+
+def classification_counts(task: AffectTask, predictions, labels) -> np.ndarray:
+    """(3, num_outputs): true positives, false positives and false negatives per output of a classification task
+    (AU or EXPR), whose F1 is `f1_from_counts(*counts)`. Counts of disjoint sets of frames add up, so the counts of
+    any union of videos (a bootstrap resample) are sums of per-video counts."""
+    if not task.is_multiclass:
+        return multilabel_counts(task, predictions, labels)
+    confusion = confusion_matrix(task, predictions, labels)
     true_positives = np.diag(confusion)
-    return _f1_from_counts(true_positives, confusion.sum(0) - true_positives, confusion.sum(1) - true_positives)
+    return np.stack([true_positives, confusion.sum(0) - true_positives, confusion.sum(1) - true_positives])
 
 
 def _mean_and_deviations(values: np.ndarray) -> tuple[float, np.ndarray]:

@@ -1,12 +1,16 @@
 import numpy as np
 import pytest
+from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from sklearn.metrics import f1_score
 
 from modeling_abaw.metrics import (
     METRIC_KEYS,
     chance_level_metrics,
+    classification_counts,
     compute_abaw_metrics,
     concordance_correlation_coefficient,
+    confusion_matrix,
+    f1_from_counts,
     multiclass_f1_per_class,
     multilabel_f1_per_class,
     per_class_scores,
@@ -177,3 +181,21 @@ def test_metric_names_and_per_class_scores_come_from_the_registry():
         per_class = per_class_scores(task, predictions[name], labels[name])
         assert per_class.shape == (task.num_outputs,)
         assert metrics[task.metric_key] == pytest.approx(per_class.mean())
+
+
+def test_confusion_matrix_matches_sklearn_on_labelled_frames():
+    rng = np.random.default_rng(5)
+    labels, predictions = random_labels(rng)["expr"], random_predictions(rng)["expr"]
+    labelled = labels != EXPR.invalid_value
+    expected = sklearn_confusion_matrix(labels[labelled], predictions.argmax(1)[labelled], labels=range(8))
+    np.testing.assert_array_equal(confusion_matrix(EXPR, predictions, labels), expected)
+
+
+@pytest.mark.parametrize("task", [AU, EXPR], ids=lambda task: task.name)
+def test_classification_counts_add_up_over_disjoint_frames(task):
+    rng = np.random.default_rng(6)
+    labels, predictions = random_labels(rng)[task.name], random_predictions(rng)[task.name]
+    halves = [slice(0, 120), slice(120, None)]
+    counts = sum(classification_counts(task, predictions[half], labels[half]) for half in halves)
+    np.testing.assert_array_equal(counts, classification_counts(task, predictions, labels))
+    np.testing.assert_array_equal(f1_from_counts(*counts), per_class_scores(task, predictions, labels))
