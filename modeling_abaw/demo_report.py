@@ -307,7 +307,7 @@ def _rounded(data):
     if isinstance(data, list | tuple):
         return [_rounded(value) for value in data]
     if isinstance(data, float | np.floating):
-        return round(float(data), DIGITS)
+        return round(float(data), DIGITS) + 0.0  # + 0.0: -0.0 (a CCC of -1e-17) is written 0.0
     if isinstance(data, np.integer):
         return int(data)
     if isinstance(data, Path):
@@ -391,7 +391,7 @@ def _key_values(values: Mapping) -> str:
 def _bootstrap_note(results: dict) -> str:
     bootstrap = results["bootstrap"]
     return (
-        f"Each value with its {bootstrap['confidence']:.0%} percentile bootstrap confidence interval over the "
+        f"Each value with its {bootstrap['confidence'] * 100:.0f} % percentile bootstrap confidence interval over the "
         f"{bootstrap['videos']} test videos ({bootstrap['frames']} frames; {bootstrap['resamples']} resamples of "
         f"the videos, the same for every model, so the ablations' differences are paired). An ablation is "
         '"shown" when its interval excludes 0 in the paper\'s direction, "opposite" when it excludes 0 the other way.'
@@ -519,7 +519,7 @@ def plot_scores(results: dict, path: Path) -> None:
         axis.set_visible(False)
     bootstrap = results["bootstrap"]
     figure.suptitle(
-        f"SynthAffect test videos (sanity data): value and {bootstrap['confidence']:.0%} bootstrap CI over "
+        f"SynthAffect test videos (sanity data): value and {bootstrap['confidence'] * 100:.0f} % bootstrap CI over "
         f"{bootstrap['videos']} videos"
     )
     _save_figure(figure, path)
