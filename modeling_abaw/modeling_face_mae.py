@@ -13,10 +13,12 @@ from transformers import ViTImageProcessorPil
 from transformers import initialization as init
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 from transformers.models.vit_mae.modeling_vit_mae import (
+    ViTMAEDecoder,
     ViTMAEEmbeddings,
     ViTMAEForPreTraining,
     ViTMAELayer,
     ViTMAEPreTrainedModel,
+    build_2d_sinusoidal_position_embedding,
 )
 from transformers.utils.output_capturing import capture_outputs
 
@@ -33,9 +35,34 @@ def face_image_processor(config: FaceMAEConfig) -> ViTImageProcessorPil:
     )
 
 
+def sincos_position_embeddings(num_patches: int, dim: int) -> torch.Tensor:
+    """MAE's fixed 2-D sin-cos position embeddings, (1, 1 + num_patches, dim) with a zero row for the cls token, in
+    the layout of MAE's checkpoints (its h/w halves swapped, as `ViTMAEEmbeddings.initialize_weights` rotates them)."""
+    grid = int(num_patches**0.5)
+    embeddings = build_2d_sinusoidal_position_embedding(height=grid, width=grid, embed_dim=dim, cls_token=True)
+    half = dim // 2
+    return torch.cat([embeddings[..., half:], embeddings[..., :half]], dim=-1).unsqueeze(0)
+
+
 class FaceMAEPreTrainedModel(ViTMAEPreTrainedModel):
     config_class = FaceMAEConfig
     config: FaceMAEConfig
+
+    def initialize_weights(self):
+        super().initialize_weights()
+        # MAE initialises both position embeddings to fixed 2-D sin-cos ones. transformers 5.24's ViT-MAE init leaves
+        # them at zero in a model built from scratch (the encoder's is skipped once its patch projection is
+        # initialised, and the decoder's is zeroed), so every patch looks alike to the transformer and pre-training
+        # reconstructs each image as one flat colour. Set here, after every module's own init, because a sub-model
+        # (`vit` of the pre-training model) is initialised by its own class's `_init_weights`. `init.copy_` skips
+        # position embeddings loaded from a checkpoint.
+        for module in self.modules():
+            if isinstance(module, ViTMAEEmbeddings):
+                table = module.position_embeddings
+                init.copy_(table, sincos_position_embeddings(module.patch_embeddings.num_patches, table.shape[-1]))
+            elif isinstance(module, ViTMAEDecoder):
+                table = module.decoder_pos_embed
+                init.copy_(table, sincos_position_embeddings(table.shape[1] - 1, table.shape[-1]))
 
     def _set_position_embeddings_requires_grad(self) -> None:
         """Whether the position embeddings train: MAE keeps its sin-cos embeddings fixed in pre-training and learns

@@ -223,3 +223,34 @@ def test_remote_code_loads_without_the_package(model_class, tiny_face_mae_kwargs
     assert remote_outputs.keys() == {k for k, v in local_outputs.items() if isinstance(v, torch.Tensor)}
     for name, value in remote_outputs.items():
         torch.testing.assert_close(value, local_outputs[name], rtol=0, atol=0)
+
+
+def _sincos_reference(num_patches: int, dim: int) -> np.ndarray:
+    """MAE's get_2d_sincos_pos_embed (facebookresearch/mae util/pos_embed.py), written out with numpy: the first half
+    of the channels encodes the patch column, the second half its row; a zero row for the cls token."""
+    grid = int(num_patches**0.5)
+    omega = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim // 4))
+    rows, columns = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+
+    def encode(positions):
+        angles = positions.reshape(-1)[:, None] * omega
+        return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+
+    return np.concatenate([np.zeros((1, dim)), np.concatenate([encode(columns), encode(rows)], axis=1)])
+
+
+@pytest.mark.parametrize("model_class", [FaceMAEForPreTraining, FaceMAEForAffect])
+def test_models_built_from_scratch_have_mae_sincos_position_embeddings(model_class, tiny_face_mae_kwargs, tmp_path):
+    # transformers 5.24's ViT-MAE init left them at zero, so pre-training from scratch reconstructed flat colours.
+    model = model_class(FaceMAEPreTrainingConfig(**tiny_face_mae_kwargs))
+    encoder = model.vit.embeddings.position_embeddings[0].detach().double().numpy()
+    np.testing.assert_allclose(encoder, _sincos_reference(len(encoder) - 1, encoder.shape[-1]), atol=1e-6)
+    if model_class is FaceMAEForPreTraining:
+        decoder = model.decoder.decoder_pos_embed[0].detach().double().numpy()
+        np.testing.assert_allclose(decoder, _sincos_reference(len(decoder) - 1, decoder.shape[-1]), atol=1e-6)
+    # Loaded position embeddings are the checkpoint's, not re-initialised.
+    with torch.no_grad():
+        model.vit.embeddings.position_embeddings.add_(1.0)
+    model.save_pretrained(tmp_path)
+    reloaded = model_class.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.vit.embeddings.position_embeddings, model.vit.embeddings.position_embeddings)
