@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from gradio_client import Client, handle_file
 from gradio_client.client import Job
 from gradio_client.utils import Status
 
+from modeling_abaw.machine import cpu_model
 from modeling_abaw.presets import FACE_MAE_PRESETS, face_mae_preset
 
 # What a client sees of a running request: processing, and the progress and log messages it sends meanwhile.
@@ -57,13 +57,6 @@ def serve(args: argparse.Namespace) -> None:
     app.limit_malloc_arenas()  # as the app's main() does
     demo = app.build_demo([args.model])
     demo.queue(max_size=args.queue_size).launch(server_name="127.0.0.1", server_port=args.port, quiet=True)
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def free_port() -> int:

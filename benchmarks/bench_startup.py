@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from modeling_abaw.machine import cpu_model
+
 # Libraries too heavy for help: the first two are the floor, the others belong to the commands' implementations.
 HEAVY_MODULES = (
     "torch", "transformers.modeling_utils", "numpy", "PIL", "datasets", "accelerate", "av", "cv2", "matplotlib",
@@ -44,17 +46,6 @@ heavy = {heavy!r}
 names = {{name for name in sys.modules if name.startswith(heavy)}}
 print(json.dumps(sorted({{next(h.rstrip(".") for h in heavy if n.startswith(h)) for n in names}})))
 """
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def commands() -> list[str]:

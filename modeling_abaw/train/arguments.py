@@ -3,7 +3,6 @@ them (command line, `--config file.yaml`) and turns a user's mistake into one li
 
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import HfArgumentParser
 
 from ..errors import InputError
+from ..machine import usable_cores
 from ..tasks import validate_tasks
 from . import OFFICIAL_SPLIT
 
@@ -24,7 +24,7 @@ from . import OFFICIAL_SPLIT
 def default_num_workers() -> int:
     """DataLoader workers for this machine: one per core the process may use, up to 8 (more rarely speeds up
     decoding small face crops); none on a single core, where a worker would only compete with training."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     return 0 if cores <= 1 else min(cores, 8)
 
 
