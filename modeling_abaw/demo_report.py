@@ -84,11 +84,12 @@ class Ablation:
 
 # The model names are those the demo passes to `bootstrap_report`; an ablation whose models are not all there is
 # skipped (a tiny configuration may train fewer models).
+CHANCE = "chance level"
 FRAME_RANDOM_INIT = "frame model (random init)"
 FRAME_MAE_INIT = "frame model (MAE init)"
 FRAME_SMOOTHED = "frame model + smoothing"
-TMF_VISION = "TMF vision-only"
-TMF_AUDIO_VISUAL = "TMF audio-visual"
+TMF_VISION = "TMF vision-only + smoothing"
+TMF_AUDIO_VISUAL = "TMF audio-visual + smoothing"
 
 ABLATIONS: tuple[Ablation, ...] = (
     Ablation("MAE pre-training vs random init", "Sec. 3.1", FRAME_RANDOM_INIT, FRAME_MAE_INIT,
@@ -359,6 +360,35 @@ def ablation_table(results: dict) -> str:
         for row in results["ablations"]
     ]
     return _markdown_table(["ablation", "paper", "metric", "difference [95 % CI]", "verdict"], rows, numeric=[3])
+
+
+def seed_conclusions(runs: Sequence[dict]) -> list[dict]:
+    """The ablations of several runs (results.json dicts of different seeds) side by side, with one conclusion per
+    row: the verdict all runs agree on, "not shown" where they differ (an effect that flips with the seed is not an
+    effect). Rows are matched by ablation and metric; those missing from a run are left out."""
+    keyed = [{(row["ablation"], row["metric"]): row for row in run["ablations"]} for run in runs]
+    rows = []
+    for key in keyed[0]:
+        if not all(key in run for run in keyed):
+            continue
+        verdicts = {run[key]["verdict"] for run in keyed}
+        conclusion = verdicts.pop() if len(verdicts) == 1 else "not shown"
+        rows.append(
+            {"ablation": key[0], "metric": key[1], "runs": [run[key] for run in keyed], "conclusion": conclusion}
+        )
+    return rows
+
+
+def seed_table(runs: Sequence[dict]) -> str:
+    """ablation | metric | each seed's difference [CI] (verdict) | conclusion."""
+    header = ["ablation", "metric"] + [f"seed {run['settings']['seed']}" for run in runs] + ["conclusion"]
+    rows = [
+        [row["ablation"], row["metric"]]
+        + [f"{_with_interval(r['difference'], signed=True)} ({r['verdict']})" for r in row["runs"]]
+        + [row["conclusion"]]
+        for row in seed_conclusions(runs)
+    ]
+    return _markdown_table(header, rows, numeric=list(range(2, 2 + len(runs))))
 
 
 def ablation_models(results: dict) -> str:

@@ -228,16 +228,16 @@ def compute_abaw_metrics(predictions: Mapping, labels: Mapping, tasks=None) -> d
     return metrics
 
 
-def chance_level_metrics(labels: Mapping, tasks=None, seed: int = 0) -> dict[str, float]:
-    """`compute_abaw_metrics` of label-blind random baselines on `labels`: the "chance level" of a report.
+def chance_level_predictions(labels: Mapping, tasks=None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Label-blind random predictions for `labels`, the "chance level" of a report (`chance_level_metrics`):
 
     - Multilabel (AU): each output is predicted present at random, with probability equal to its positive rate in
       `labels` (its expected F1 is about that rate). Predicting every AU present would score higher, but that is a
       tuned decision rule, not chance.
-    - Multiclass (EXPR): a class drawn uniformly at random for each frame.
+    - Multiclass (EXPR): a class drawn uniformly at random for each frame, as one-hot probabilities.
     - Regression (VA): the constant mean of the valid labels, whose CCC is 0 by definition.
 
-    Draws come from `numpy.random.default_rng(seed)`, so the numbers are reproducible.
+    Draws come from `numpy.random.default_rng(seed)`, so the predictions are reproducible.
     """
     tasks = _resolve_tasks(labels, labels, tasks)
     rng = np.random.default_rng(seed)
@@ -246,7 +246,7 @@ def chance_level_metrics(labels: Mapping, tasks=None, seed: int = 0) -> dict[str
         task, task_labels = get_task(name), np.asarray(labels[name])
         # Chance levels are kind-specific draws (numpy), the same exception to the registry rule as the metrics.
         if task.is_multiclass:
-            predictions[name] = rng.integers(0, task.num_outputs, size=len(task_labels))
+            predictions[name] = np.eye(task.num_outputs)[rng.integers(0, task.num_outputs, size=len(task_labels))]
             continue
         # Per-column mean of the valid labels: the AU positive rate, or the VA mean (0 for a column without labels).
         labelled = task.is_labelled(task_labels)
@@ -255,4 +255,10 @@ def chance_level_metrics(labels: Mapping, tasks=None, seed: int = 0) -> dict[str
             predictions[name] = np.broadcast_to(column_mean, task_labels.shape)
         else:
             predictions[name] = (rng.random(task_labels.shape) < column_mean).astype(np.float64)
-    return compute_abaw_metrics(predictions, labels, tasks)
+    return predictions
+
+
+def chance_level_metrics(labels: Mapping, tasks=None, seed: int = 0) -> dict[str, float]:
+    """`compute_abaw_metrics` of `chance_level_predictions`: the chance level of a report."""
+    tasks = _resolve_tasks(labels, labels, tasks)
+    return compute_abaw_metrics(chance_level_predictions(labels, tasks, seed), labels, tasks)

@@ -21,6 +21,7 @@ before any filter, as the post-processing does. The winner is the best score; a 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from .errors import InputError
 from .io import atomic_path, write_json, write_text
 from .metrics import compute_abaw_metrics
 from .smoothing import filter_steps, postprocess_by_video, validate_smoothing_policy
@@ -298,3 +300,23 @@ def write_search_report(search: SmoothingSearch, folder: str | os.PathLike) -> l
     write_json(paths[1], search.to_dict())
     plot_smoothing_search(search, paths[2])
     return paths
+
+
+def store_smoothing_policy(folder: str | os.PathLike, policy: Mapping, search: SmoothingSearch) -> None:
+    """Write `policy` into folder/config.json (atomically), the search report beside it, and the model card again
+    when the folder has one made by this package (it states the policy)."""
+    # Imported here: the card writer pulls in huggingface_hub's card machinery, which the search itself does without.
+    from .hub.cards import write_model_card
+    from .train import EVAL_RESULTS_FILE
+
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except ValueError as error:
+        raise InputError(f"{config_path}: not valid JSON ({error})") from None
+    config["smoothing_policy"] = dict(policy)
+    write_json(config_path, config, sort_keys=True)
+    write_search_report(search, folder)
+    if (folder / "README.md").is_file() and (folder / EVAL_RESULTS_FILE).is_file():
+        write_model_card(folder)

@@ -1,28 +1,30 @@
 import json
 
+import pytest
 from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from modeling_abaw.cli import main
+from modeling_abaw.demo_report import FIGURES
 
 # A demo that runs in seconds, for the tests that expect a rejection before anything runs (should that regress).
 SMALL_DEMO = ["--videos", "5", "--frames", "40", "--model-size", "demo-tiny", "--pretrain-epochs", "1",
               "--finetune-epochs", "1", "--tmf-epochs", "1"]  # fmt: skip
 
 
-def test_demo_runs_the_whole_pipeline_end_to_end(tmp_path, capsys):
+def run_small_demo(output, *extra) -> int:
+    return main(["demo", "--output", str(output), *SMALL_DEMO, "--num-workers", "0", *extra])
+
+
+def test_demo_runs_the_whole_pipeline_end_to_end_and_twice_the_same(tmp_path, capsys):
     output = tmp_path / "demo"
-    status = main(
-        ["demo", "--output", str(output), "--videos", "5", "--frames", "40", "--model-size", "demo-tiny",
-         "--pretrain-epochs", "1", "--finetune-epochs", "1", "--tmf-epochs", "1", "--num-workers", "0"]
-    )  # fmt: skip
-    assert status == 0
+    assert run_small_demo(output) == 0
     captured = capsys.readouterr()
     printed = captured.out
-    assert "[7/7] Writing the results table and figures" in printed
+    assert "[10/10] Writing results.md, results.json and the figures" in printed
     # Not a terminal: plain lines only, no progress-bar carriage returns or ANSI codes (a log file stays readable).
     assert "\r" not in printed + captured.err and "\x1b[" not in printed + captured.err
-    for folder in ("pretrain", "finetune", "tmf_vision_only", "tmf_audio_visual"):
+    for folder in ("pretrain", "finetune", "finetune_random_init", "tmf_vision_only", "tmf_audio_visual"):
         assert (output / folder / "best" / "model.safetensors").is_file()
         assert (output / folder / "history.json").is_file()
         for model_dir in (output / folder / "best", output / folder / "final"):
@@ -32,19 +34,35 @@ def test_demo_runs_the_whole_pipeline_end_to_end(tmp_path, capsys):
             _, card_results = model_index_to_eval_results(metadata_load(model_dir / "README.md")["model-index"])
             recorded = json.loads((model_dir / "eval_results.json").read_text())
             assert card_results and all(result.metric_value in recorded.values() for result in card_results)
+    # The smoothing chosen on validation is stored in the models the report evaluates, with its Table 9 report.
+    for folder in ("finetune", "tmf_vision_only", "tmf_audio_visual"):
+        assert (output / folder / "best" / "smoothing_search.json").is_file()
     assert json.loads((output / "features" / "features.json").read_text())["modalities"] == {"mae": 96, "logmel": 64}
     results = json.loads((output / "results.json").read_text())
-    assert list(results) == [
-        "chance level", "frame model (FaceMAE)", "frame model + smoothing", "TMF vision-only + smoothing",
-        "TMF vision-only (raw)", "TMF audio-visual + smoothing", "TMF audio-visual (raw)",
+    assert [model["name"] for model in results["models"]] == [
+        "chance level", "frame model (random init)", "frame model (MAE init)", "frame model + smoothing",
+        "TMF vision-only + smoothing", "TMF audio-visual + smoothing",
     ]  # fmt: skip
-    for scores in results.values():
-        assert set(scores) >= {"au_f1", "expr_f1", "va_ccc", "score"}
-        assert abs(scores["au_f1"] + scores["expr_f1"] + scores["va_ccc"] - scores["score"]) < 1e-9
-    table = (output / "results.md").read_text()
-    assert "sanity dataset" in table and table.count("\n| ") == len(results) + 1
-    for figure in ("training_curves.png", "scores.png"):
+    for model in results["models"]:
+        metrics = model["metrics"]
+        assert metrics["score"]["value"] == pytest.approx(
+            metrics["au_f1"]["value"] + metrics["expr_f1"]["value"] + metrics["va_ccc"]["value"], abs=2e-4
+        )
+        assert all(metric["low"] <= metric["value"] <= metric["high"] for metric in metrics.values())
+    assert {row["ablation"] for row in results["ablations"]} == {
+        "MAE pre-training vs random init", "TMF vs frame model", "audio-visual vs vision-only TMF", "smoothing vs none",
+    }  # fmt: skip
+    assert "output" not in results["settings"] and results["settings"]["seed"] == 0
+    durations = json.loads((output / "durations.json").read_text())
+    assert list(durations)[0] == "SynthAffect" and "evaluation" in durations
+    report = (output / "results.md").read_text()
+    assert "sanity dataset" in report and "## Ablations" in report
+    for figure in FIGURES:
         assert (output / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The same settings elsewhere: byte-identical results (durations apart, which results.json leaves out).
+    assert run_small_demo(tmp_path / "again") == 0
+    assert (tmp_path / "again" / "results.json").read_bytes() == (output / "results.json").read_bytes()
 
 
 def test_demo_rejects_too_few_videos(tmp_path, capsys):

@@ -1,7 +1,6 @@
 """`abaw smoothing-search`: choose a trained model's post-processing on validation (paper Table 9) and store it."""
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import atomic_directory
     from ..modeling_face_mae import FaceMAEForAffect
     from ..modeling_tmf import TMFForAffect
-    from ..smoothing_search import search_smoothing
+    from ..smoothing_search import search_smoothing, store_smoothing_policy
 
     model = load_checkpoint(args.model, (FaceMAEForAffect, TMFForAffect), "--model")
     tasks = model.config.tasks
@@ -107,13 +106,13 @@ def run(args: argparse.Namespace) -> int:
     policy = {**model.config.smoothing_policy, **search.policy}
     if args.in_place:
         model_dir = Path(args.model).expanduser()
-        store_policy(model_dir, policy, search)
+        store_smoothing_policy(model_dir, policy, search)
         print(f"abaw smoothing-search: stored in {model_dir / 'config.json'}; report ({REPORT_FILES}) in {model_dir}")
     else:
         with atomic_directory(args.output) as temporary:
             # The whole folder (weights, code, results, training record, pipeline), then the new policy.
             shutil.copytree(model_folder(args.model), temporary, dirs_exist_ok=True)
-            store_policy(temporary, policy, search)
+            store_smoothing_policy(temporary, policy, search)
         print(f"abaw smoothing-search: model with the chosen policy and its report ({REPORT_FILES}) in {args.output}")
     return 0
 
@@ -127,23 +126,6 @@ def model_folder(model: str) -> Path:
     from ..inference.checkpoints import hub_is_offline
 
     return Path(snapshot_download(model, local_files_only=hub_is_offline()))
-
-
-def store_policy(folder: Path, policy: dict, search) -> None:
-    """Write `policy` into folder/config.json (atomically), the search report beside it, and the model card again
-    when the folder has one made by this package (it states the policy)."""
-    from ..hub.cards import write_model_card
-    from ..io import write_json
-    from ..smoothing_search import write_search_report
-    from ..train import EVAL_RESULTS_FILE
-
-    config_path = folder / "config.json"
-    config = _read_json(config_path)
-    config["smoothing_policy"] = policy
-    write_json(config_path, config, sort_keys=True)
-    write_search_report(search, folder)
-    if (folder / "README.md").is_file() and (folder / EVAL_RESULTS_FILE).is_file():
-        write_model_card(folder)
 
 
 def _feature_loader(args: argparse.Namespace, config, videos: list[str]):
@@ -160,10 +142,3 @@ def _feature_loader(args: argparse.Namespace, config, videos: list[str]):
     if missing:
         raise InputError(f"--features {args.features}: no features for {len(missing)} video(s), e.g. {missing[0]!r}")
     return cache.load_features
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except ValueError as error:
-        raise InputError(f"{path}: not valid JSON ({error})") from None

@@ -27,13 +27,13 @@ def random_resized_box(
 
 class FaceTransform:
     """PIL face image -> (3, H, W) tensor through the model's image processor (resize, MAE normalisation), after an
-    optional random resized crop (area fraction in [min_crop_scale, 1]) and horizontal flip for training."""
+    optional random resized crop (area fraction in [min_crop_scale, 1]; none at 1) and horizontal flip for training."""
 
     def __init__(self, processor, min_crop_scale: float | None = None, flip: bool = False):
         self.processor, self.min_crop_scale, self.flip = processor, min_crop_scale, flip
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        if self.min_crop_scale is not None:
+        if self.min_crop_scale is not None and self.min_crop_scale < 1:
             image = image.crop(random_resized_box(*image.size, scale=(self.min_crop_scale, 1.0)))
         if self.flip and torch.rand(()) < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
