@@ -96,10 +96,12 @@ def test_a_crop_that_cannot_be_written_fails_the_run(tmp_path):
     assert_no_video_left(root)
 
 
-def test_default_workers_are_the_usable_cores_at_most_one_per_video(monkeypatch):
+def test_default_workers_are_the_usable_cores_at_most_one_per_video_for_large_runs(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
-    assert [writer._worker_count(None, videos) for videos in (1, 2, 8)] == [1, 2, 3]
-    assert writer._worker_count(0, 8) == 0 and writer._worker_count(5, 2) == 2
+    frames = writer.PARALLEL_MIN_FRAMES
+    assert [writer._worker_count(None, videos, frames) for videos in (1, 2, 8)] == [1, 2, 3]
+    assert writer._worker_count(None, 8, frames // 8 - 1) == 0  # too small to repay the workers' start-up
+    assert writer._worker_count(0, 8, frames) == 0 and writer._worker_count(5, 2, 10) == 2
 
 
 def test_synth_command_imports_only_the_standard_library_at_module_level():

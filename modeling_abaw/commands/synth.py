@@ -26,7 +26,8 @@ def add_subcommand(subparsers) -> None:
         type=int,
         default=None,
         help="processes drawing the videos, one video each at a time; the output is the same for any number "
-        "(default: one per CPU core, at most one per video; 0: all in this process)",
+        "(default: one per CPU core, at most one per video, for runs long enough to repay their start-up; "
+        "0: all in this process)",
     )
     add_push_options(parser, "--push-to-hub", required=False)
     parser.set_defaults(func=run)

@@ -114,8 +114,8 @@ def generate_synthaffect(
     `num_workers`). An existing SynthAffect folder is replaced; any other non-empty folder is refused.
     `write_videos=False` skips the raw mp4s (and their audio). `progress=None` shows a progress bar only for large
     runs. `num_workers` processes render the videos: None, one per core this process may use (at most one per
-    video); 0 or 1, all in this process. Workers are spawned, so a script that calls this at its top level needs
-    the `if __name__ == "__main__":` guard (see `multiprocessing`).
+    video) for runs of `PARALLEL_MIN_FRAMES` frames or more, else none; 0 or 1, all in this process. Workers are
+    spawned, so a script that calls this at its top level needs the `if __name__ == "__main__":` guard.
     """
     _check_arguments(num_videos, num_frames, seed, fps, crop_size, frame_size, sample_rate, num_workers)
     started = time.perf_counter()
@@ -143,7 +143,7 @@ def generate_synthaffect(
         for video, split, seq in zip(videos, split_of, np.random.SeedSequence(seed).spawn(num_videos))
     ]
     with tqdm(total=num_videos * num_frames, desc="SynthAffect", unit="frame", disable=None if show else True) as bar:
-        faces = _write_videos(root, params, jobs, _worker_count(num_workers, num_videos), bar)
+        faces = _write_videos(root, params, jobs, _worker_count(num_workers, num_videos, num_frames), bar)
     for split, video_faces in zip(split_of, faces):  # in name order, whichever video was done first
         for name, missing_frames in video_faces:
             splits[split].append(name)
@@ -202,8 +202,15 @@ def _assign_splits(num_videos: int) -> list[str]:
     return [SPLIT_DIRS["train"]] * train + [SPLIT_DIRS["validation"]] * val + [SPLIT_DIRS["test"]] * test
 
 
-def _worker_count(num_workers: int | None, num_videos: int) -> int:
+# A spawned worker first imports the package (torch and datasets come with it): ~3-5 s of CPU, the time of drawing
+# ~200 frames. Below this many frames in all, the default draws in this process, where that start-up never pays off.
+PARALLEL_MIN_FRAMES = 1000
+
+
+def _worker_count(num_workers: int | None, num_videos: int, num_frames: int) -> int:
     if num_workers is None:
+        if num_videos * num_frames < PARALLEL_MIN_FRAMES:
+            return 0
         num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return min(num_workers, num_videos)
 
