@@ -4,6 +4,7 @@ writing the same bytes as one process, and `abaw synth` staying light to import.
 import ast
 import hashlib
 import json
+import multiprocessing
 import os
 import resource
 from contextlib import contextmanager
@@ -45,7 +46,16 @@ def file_hashes(root: Path) -> dict[str, str]:
     }
 
 
-def test_parallel_workers_write_the_same_bytes_as_one_process(tmp_path, capsys):
+@pytest.fixture(params=["fork", "spawn"])
+def start_method(request):
+    """Workers forked (Linux's default) and spawned (macOS's and Windows's: fresh interpreters, everything pickled)."""
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method(request.param, force=True)
+    yield request.param
+    multiprocessing.set_start_method(previous, force=True)
+
+
+def test_parallel_workers_write_the_same_bytes_as_one_process(tmp_path, capsys, start_method):
     """Every file (crops, annotations, face tracks, test lists, mp4s, synthaffect.json) and the summary are the same
     whichever process drew which video; off a terminal (pytest's capture) the progress bar stays silent."""
     serial = generate_synthaffect(tmp_path / "serial", num_videos=4, num_frames=12, seed=0, num_workers=0)

@@ -3,15 +3,15 @@ through PyAV), face tracks, test lists and the generation parameters. Every file
 (`modeling_abaw.io`), so an interrupted run leaves no truncated crop, annotation or video behind. Videos are
 independent (each draws from its own seed), so they are rendered in parallel processes, one video per task."""
 
-import multiprocessing
 import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -114,8 +114,9 @@ def generate_synthaffect(
     `num_workers`). An existing SynthAffect folder is replaced; any other non-empty folder is refused.
     `write_videos=False` skips the raw mp4s (and their audio). `progress=None` shows a progress bar only for large
     runs. `num_workers` processes render the videos: None, one per core this process may use (at most one per
-    video) for runs of `PARALLEL_MIN_FRAMES` frames or more, else none; 0 or 1, all in this process. Workers are
-    spawned, so a script that calls this at its top level needs the `if __name__ == "__main__":` guard.
+    video) for runs of `PARALLEL_MIN_FRAMES` frames or more, else none; 0 or 1, all in this process. Where workers
+    are spawned (macOS, Windows), a script calling this at its top level needs the `if __name__ == "__main__":`
+    guard.
     """
     _check_arguments(num_videos, num_frames, seed, fps, crop_size, frame_size, sample_rate, num_workers)
     started = time.perf_counter()
@@ -202,8 +203,9 @@ def _assign_splits(num_videos: int) -> list[str]:
     return [SPLIT_DIRS["train"]] * train + [SPLIT_DIRS["validation"]] * val + [SPLIT_DIRS["test"]] * test
 
 
-# A spawned worker first imports the package (torch and datasets come with it): ~3-5 s of CPU, the time of drawing
-# ~200 frames. Below this many frames in all, the default draws in this process, where that start-up never pays off.
+# Below this many frames in all, the default draws in this process: a worker spawned (not forked) first imports
+# the package, torch and datasets with it, ~5 s of CPU, the time of drawing ~300 frames, and a run this short would
+# not win it back (measured with benchmarks/bench_synth.py).
 PARALLEL_MIN_FRAMES = 1000
 
 
@@ -220,23 +222,32 @@ def _write_videos(
 ) -> list[list[tuple[str, list[int]]]]:
     """`_write_video` for every job, in this process or in `num_workers` processes; the faces of each, in job order.
 
-    The bar advances per frame in this process and per finished video from the workers. A worker's exception is
-    raised here; videos already under way are finished (whole) before it is, those not yet started are not begun.
+    The bar advances per frame in this process and per finished video from the workers. Each worker is handed its
+    next video only when it is done with one, so that on a worker's exception (raised here) or an interruption, the
+    videos under way are finished or dropped whole and none is begun after it.
     """
     if num_workers <= 1:
         return [_write_video(root, params, *job, on_frame=bar.update) for job in jobs]
-    # spawn: a fresh interpreter per worker, never a fork of a caller that may hold threads (torch, tqdm's monitor).
-    # Workers need no cv2.setNumThreads(1): drawing 320x240 frames keeps OpenCV on one core anyway (measured).
-    with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_write_video, root, params, *job) for job in jobs]
-        try:
-            for future in as_completed(futures):
-                future.result()
+    faces: list = [None] * len(jobs)
+    waiting = iter(enumerate(jobs))
+    # The platform's start method: fork on Linux before Python 3.14 (workers start at once), else spawn or
+    # forkserver (each worker first imports the package). Workers need no cv2.setNumThreads(1): OpenCV keeps to one
+    # core on these small frames (measured: CPU time = wall time in one process).
+    with ProcessPoolExecutor(num_workers) as pool:
+        running = {}  # future -> job index
+
+        def hand_out(count: int) -> None:
+            for index, job in islice(waiting, count):
+                running[pool.submit(_write_video, root, params, *job)] = index
+
+        hand_out(num_workers)
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                faces[running.pop(future)] = future.result()
                 bar.update(params["num_frames"])
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
-    return [future.result() for future in futures]
+            hand_out(len(done))
+    return faces
 
 
 def _write_video(
