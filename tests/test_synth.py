@@ -355,7 +355,15 @@ def test_cli_writes_the_dataset(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "flag,value", [("--videos", "0"), ("--frames", "0"), ("--seed", "-1"), ("--fps", "0"), ("--crop-size", "8")]
+    "flag,value",
+    [
+        ("--videos", "0"),
+        ("--frames", "0"),
+        ("--seed", "-1"),
+        ("--fps", "0"),
+        ("--crop-size", "8"),
+        ("--num-workers", "-1"),
+    ],
 )
 def test_cli_bad_argument_is_one_line_error(tmp_path, capsys, flag, value):
     assert main(["synth", "--output", str(tmp_path / "x"), flag, value]) == 2

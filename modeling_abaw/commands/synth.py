@@ -21,6 +21,14 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument("--fps", type=int, default=30, help="frame rate of the videos and labels (default: 30)")
     parser.add_argument("--crop-size", type=int, default=112, help="side of the aligned face crops (default: 112)")
     parser.add_argument("--no-video", action="store_true", help="skip the raw mp4 videos and their audio")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="processes drawing the videos, one video each at a time; the output is the same for any number "
+        "(default: one per CPU core, at most one per video, for runs long enough to repay their start-up; "
+        "0: all in this process)",
+    )
     add_push_options(parser, "--push-to-hub", required=False)
     parser.set_defaults(func=run)
 
@@ -36,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         fps=args.fps,
         crop_size=args.crop_size,
         write_videos=not args.no_video,
+        num_workers=args.num_workers,
     )
     print(summary.describe())
     if args.repo_id:

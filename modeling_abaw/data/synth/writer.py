@@ -1,13 +1,17 @@
 """Writing SynthAffect in the Aff-Wild2 layout: aligned crops, annotations, raw videos with their voice (H.264 + AAC
 through PyAV), face tracks, test lists and the generation parameters. Every file and folder is written atomically
-(`modeling_abaw.io`), so an interrupted run leaves no truncated crop, annotation or video behind."""
+(`modeling_abaw.io`), so an interrupted run leaves no truncated crop, annotation or video behind. Videos are
+independent (each draws from its own seed), so they are rendered in parallel processes, one video per task."""
 
 import os
 import shutil
 import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -102,14 +106,19 @@ def generate_synthaffect(
     sample_rate: int = 16000,
     write_videos: bool = True,
     progress: bool | None = None,
+    num_workers: int | None = None,
 ) -> SynthAffectSummary:
     """Write SynthAffect to `output_dir` in the Aff-Wild2 layout and return what was written.
 
-    The output is a pure function of the arguments (same bytes for crops and annotations for a seed). An existing
-    SynthAffect folder is replaced; any other non-empty folder is refused. `write_videos=False` skips the raw
-    mp4s (and their audio). `progress=None` shows a progress bar only for large runs.
+    The output is a pure function of the arguments (the same bytes for a seed, videos included, whatever
+    `num_workers`). An existing SynthAffect folder is replaced; any other non-empty folder is refused.
+    `write_videos=False` skips the raw mp4s (and their audio). `progress=None` shows a progress bar only for large
+    runs. `num_workers` processes render the videos: None, one per core this process may use (at most one per
+    video) for runs of `PARALLEL_MIN_FRAMES` frames or more, else none; 0 or 1, all in this process. Where workers
+    are spawned (macOS, Windows), a script calling this at its top level needs the `if __name__ == "__main__":`
+    guard.
     """
-    _check_arguments(num_videos, num_frames, seed, fps, crop_size, frame_size, sample_rate)
+    _check_arguments(num_videos, num_frames, seed, fps, crop_size, frame_size, sample_rate, num_workers)
     started = time.perf_counter()
     root = _prepare_root(Path(output_dir))
     videos = [f"synth_{i:03d}" for i in range(num_videos)]
@@ -130,14 +139,16 @@ def generate_synthaffect(
     splits: dict[str, list[str]] = {split: [] for split in SPLIT_DIRS.values()}
     missing: dict[str, list[int]] = {}
     show = progress if progress is not None else num_videos * num_frames >= 2000
+    jobs = [
+        (video, split, video == two_person, seq)
+        for video, split, seq in zip(videos, split_of, np.random.SeedSequence(seed).spawn(num_videos))
+    ]
     with tqdm(total=num_videos * num_frames, desc="SynthAffect", unit="frame", disable=None if show else True) as bar:
-        for video, split, seq in zip(videos, split_of, np.random.SeedSequence(seed).spawn(num_videos)):
-            subjects = _render_video(root, video, video == two_person, seq, params, bar)
-            for subject in subjects:
-                _write_annotations(root / "annotations", split, subject)
-                _write_face_track(root / "face_tracks", subject)
-                splits[split].append(subject.name)
-                missing[subject.name] = (np.flatnonzero(subject.missing) + 1).tolist()
+        faces = _write_videos(root, params, jobs, _worker_count(num_workers, num_videos, num_frames), bar)
+    for split, video_faces in zip(split_of, faces):  # in name order, whichever video was done first
+        for name, missing_frames in video_faces:
+            splits[split].append(name)
+            missing[name] = missing_frames
     test_videos = splits[SPLIT_DIRS["test"]]
     if test_videos:  # an official test list always names at least one video
         for task in TASKS.values():
@@ -149,7 +160,7 @@ def generate_synthaffect(
     return summary
 
 
-def _check_arguments(num_videos, num_frames, seed, fps, crop_size, frame_size, sample_rate) -> None:
+def _check_arguments(num_videos, num_frames, seed, fps, crop_size, frame_size, sample_rate, num_workers) -> None:
     checks = [
         (num_videos >= 1, f"the number of videos must be at least 1, got {num_videos}"),
         (num_frames >= 1, f"the number of frames per video must be at least 1, got {num_frames}"),
@@ -164,6 +175,7 @@ def _check_arguments(num_videos, num_frames, seed, fps, crop_size, frame_size, s
             f"the frame size must be even (width, height) of at least 160x120, got {frame_size}",
         ),
         (8000 <= sample_rate <= 48000, f"the sample rate must be between 8000 and 48000 Hz, got {sample_rate}"),
+        (num_workers is None or num_workers >= 0, f"the number of workers must be at least 0, got {num_workers}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -191,8 +203,78 @@ def _assign_splits(num_videos: int) -> list[str]:
     return [SPLIT_DIRS["train"]] * train + [SPLIT_DIRS["validation"]] * val + [SPLIT_DIRS["test"]] * test
 
 
+# Below this many frames in all, the default draws in this process: a worker spawned (not forked) first imports
+# the package, torch and datasets with it, ~5 s of CPU, the time of drawing ~300 frames, and a run this short would
+# not win it back (measured with benchmarks/bench_synth.py).
+PARALLEL_MIN_FRAMES = 1000
+
+
+def _worker_count(num_workers: int | None, num_videos: int, num_frames: int) -> int:
+    if num_workers is None:
+        if num_videos * num_frames < PARALLEL_MIN_FRAMES:
+            return 0
+        num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(num_workers, num_videos)
+
+
+def _write_videos(
+    root: Path, params: dict, jobs: list[tuple], num_workers: int, bar: tqdm
+) -> list[list[tuple[str, list[int]]]]:
+    """`_write_video` for every job, in this process or in `num_workers` processes; the faces of each, in job order.
+
+    The bar advances per frame in this process and per finished video from the workers. Each worker is handed its
+    next video only when it is done with one, so that on a worker's exception (raised here) or an interruption, the
+    videos under way are finished or dropped whole and none is begun after it.
+    """
+    if num_workers <= 1:
+        return [_write_video(root, params, *job, on_frame=bar.update) for job in jobs]
+    faces: list = [None] * len(jobs)
+    waiting = iter(enumerate(jobs))
+    # The platform's start method: fork on Linux before Python 3.14 (workers start at once), else spawn or
+    # forkserver (each worker first imports the package). Workers need no cv2.setNumThreads(1): OpenCV keeps to one
+    # core on these small frames (measured: CPU time = wall time in one process).
+    with ProcessPoolExecutor(num_workers) as pool:
+        running = {}  # future -> job index
+
+        def hand_out(count: int) -> None:
+            for index, job in islice(waiting, count):
+                running[pool.submit(_write_video, root, params, *job)] = index
+
+        hand_out(num_workers)
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                faces[running.pop(future)] = future.result()
+                bar.update(params["num_frames"])
+            hand_out(len(done))
+    return faces
+
+
+def _write_video(
+    root: Path,
+    params: dict,
+    video: str,
+    split: str,
+    two_person: bool,
+    seq: np.random.SeedSequence,
+    on_frame: Callable[[], object] | None = None,
+) -> list[tuple[str, list[int]]]:
+    """Render one raw video and write all of it: crops, mp4, annotations and face tracks. Returns each of its
+    faces' name and 1-based frames without a crop. A module-level function, so that a spawned worker can run it."""
+    subjects = _render_video(root, video, two_person, seq, params, on_frame)
+    for subject in subjects:
+        _write_annotations(root / "annotations", split, subject)
+        _write_face_track(root / "face_tracks", subject)
+    return [(subject.name, (np.flatnonzero(subject.missing) + 1).tolist()) for subject in subjects]
+
+
 def _render_video(
-    root: Path, video: str, two_person: bool, seq: np.random.SeedSequence, params: dict, bar
+    root: Path,
+    video: str,
+    two_person: bool,
+    seq: np.random.SeedSequence,
+    params: dict,
+    on_frame: Callable[[], object] | None,
 ) -> list[_Subject]:
     """Draw every frame of one raw video, cut the aligned crops from it and encode it with its audio."""
     width, height = params["frame_size"]
@@ -234,10 +316,13 @@ def _render_video(
             for s, folder in zip(subjects, folders):
                 if not s.missing[i]:
                     crop = crop_aligned_face(frame, s.placements[i], crop_size)
-                    cv2.imwrite(str(folder / image_name(i + 1)), crop[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+                    path = folder / image_name(i + 1)
+                    if not cv2.imwrite(str(path), crop[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]):
+                        raise OSError(f"{path}: could not write the crop (disk full?)")  # cv2 reports no cause
             if mp4:
                 mp4.write(frame)
-            bar.update()
+            if on_frame:
+                on_frame()
     return subjects
 
 
