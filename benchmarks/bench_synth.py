@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_startup import cpu_model
-
 from modeling_abaw.data.synth import generate_synthaffect
+from modeling_abaw.machine import cpu_model, usable_cores
 
 
 def cpu_seconds() -> float:
@@ -60,7 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     print(f"CPU: {cpu_model()} ({cores} usable cores); {args.videos} videos x {args.frames} frames with mp4s")
     print(f"load average before: {load_average()}\n")
     print("run  serial s (cpu s)  parallel s (cpu s)  parallel/serial")

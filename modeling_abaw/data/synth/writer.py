@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ...errors import InputError
 from ...io import atomic_directory, atomic_path, write_json, write_text
+from ...machine import usable_cores
 from ...tasks import TASKS
 from ..affwild2 import SPLIT_DIRS, image_name
 from .affect import AU_THRESHOLD, CIRCUMPLEX, EXPR_THRESHOLD, HIDDEN_DRIFT, PROTOTYPES, AffectTrack, simulate_affect
@@ -213,7 +214,7 @@ def _worker_count(num_workers: int | None, num_videos: int, num_frames: int) -> 
     if num_workers is None:
         if num_videos * num_frames < PARALLEL_MIN_FRAMES:
             return 0
-        num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        num_workers = usable_cores()
     return min(num_workers, num_videos)
 
 
