@@ -6,13 +6,13 @@ narrower and shallower ViTs at SynthAffect's small crop sizes, which a 2-core CP
 """
 
 FACE_MAE_PRESETS: dict[str, dict] = {
-    # 96-d, 4 layers, 8x8 patches on 64x64 crops (64 patches): the test and smoke-run size.
+    # 96-d, 4 layers, 8x8 patches on 64x64 crops (64 patches): the default demo's size (and the tests').
     "demo-tiny": dict(
         image_size=64, patch_size=8, hidden_size=96, num_hidden_layers=4, num_attention_heads=3,
         intermediate_size=384, decoder_hidden_size=64, decoder_num_hidden_layers=1, decoder_num_attention_heads=4,
         decoder_intermediate_size=256,
     ),
-    # 192-d, 6 layers, 16x16 patches on 112x112 crops (49 patches): the default demo.
+    # 192-d, 6 layers, 16x16 patches on 112x112 crops (49 patches): SynthAffect's full crop size.
     "demo-small": dict(
         image_size=112, patch_size=16, hidden_size=192, num_hidden_layers=6, num_attention_heads=3,
         intermediate_size=768, decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
