@@ -59,7 +59,7 @@ RECONSTRUCTED_CROPS = 4  # test crops in mae_reconstructions.png
 
 
 class StageClock:
-    """Announces each step ("[3/9] ...") and records its wall time, for results.md and durations.json."""
+    """Announces each step ("[3/10] ...") and records its wall time, for results.md and durations.json."""
 
     def __init__(self, steps: int):
         self.steps, self.done, self.durations = steps, 0, {}

@@ -50,16 +50,6 @@ FIGURE_DIR = "docs/demo"
 
 
 @dataclass(frozen=True)
-class TestPredictions:
-    """One model's post-processed per-frame predictions on the test frame table: task -> (N, C) array (AU
-    probabilities (N, 12), EXPR probabilities (N, 8), VA values (N, 2))."""
-
-    __test__ = False  # not a pytest test class
-
-    predictions: dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
 class TestSet:
     """The test frame table: each frame's video name (a video is one contiguous run of rows) and the official
     labels with their "no label" markers (task -> AU (N, 12), EXPR (N,), VA (N, 2))."""
@@ -205,10 +195,6 @@ def resampled_metrics(test: TestSet, predictions: Mapping, weights: np.ndarray) 
     return metrics
 
 
-def _predictions_of(model) -> Mapping:
-    return model.predictions if isinstance(model, TestPredictions) else model
-
-
 def _interval(value: float, samples: np.ndarray) -> dict:
     """The value and its percentile bootstrap interval; resamples where the metric is undefined are left out."""
     tail = 100 * (1 - CONFIDENCE) / 2
@@ -228,7 +214,7 @@ def verdict(low: float, high: float) -> str:
 
 def bootstrap_report(
     test: TestSet,
-    models: Mapping[str, Mapping[str, np.ndarray] | TestPredictions],
+    models: Mapping[str, Mapping[str, np.ndarray]],
     num_resamples: int = 1000,
     seed: int = 0,
     ablations: Sequence[Ablation] = ABLATIONS,
@@ -237,7 +223,7 @@ def bootstrap_report(
 
     Args:
         test: the test videos and labels.
-        models: model name -> its predictions (task -> array, or `TestPredictions`), in the order of the tables.
+        models: model name -> its predictions (task -> array), in the order of the tables.
         num_resamples, seed: the bootstrap; the same resampled video sets serve every model, so the differences of
             the ablations are paired. Identical inputs give identical output.
         ablations: the comparisons to report; those naming a model absent from `models` are skipped.
@@ -252,8 +238,7 @@ def bootstrap_report(
     num_videos = len(video_bounds(test.videos)) - 1
     weights = resample_weights(num_videos, num_resamples, seed)
     points, samples = {}, {}
-    for name, model in models.items():
-        predictions = _predictions_of(model)
+    for name, predictions in models.items():
         points[name] = compute_abaw_metrics(predictions, test.labels)
         resampled = resampled_metrics(test, predictions, weights)
         samples[name] = {key: resampled[key] for key in points[name]}
@@ -479,7 +464,7 @@ def write_demo_report(
     machine: Mapping,
     durations: Mapping[str, float],
     test: TestSet,
-    models: Mapping[str, Mapping[str, np.ndarray] | TestPredictions],
+    models: Mapping[str, Mapping[str, np.ndarray]],
     confusion_model: str,
     timeline_video: str,
     timeline_models: Sequence[str],
@@ -504,10 +489,9 @@ def write_demo_report(
     plot_scores(results, output / "scores.png")
     plot_ablations(results, output / "ablations.png")
     plot_per_au_f1(results, output / "per_au_f1.png")
-    predictions = {name: _predictions_of(model) for name, model in models.items()}
-    plot_expr_confusion(test, predictions[confusion_model], confusion_model, output / "expr_confusion.png")
+    plot_expr_confusion(test, models[confusion_model], confusion_model, output / "expr_confusion.png")
     plot_va_over_time(
-        test, {name: predictions[name] for name in timeline_models}, timeline_video, output / "va_over_time.png"
+        test, {name: models[name] for name in timeline_models}, timeline_video, output / "va_over_time.png"
     )
     plot_training_curves(output)
     return readme_section(json.loads((output / "results.json").read_text()), durations)

@@ -10,7 +10,6 @@ from modeling_abaw.demo_report import (
     ABLATIONS,
     FIGURES,
     Ablation,
-    TestPredictions,
     TestSet,
     bootstrap_report,
     plot_mae_reconstructions,
@@ -77,7 +76,7 @@ def models(test_set):
     return {
         "chance level": constant_va(test_set, 1),
         FRAME_MODEL: noisy_predictions(test_set, 2.0, 2),
-        TMF: TestPredictions(noisy_predictions(test_set, 0.3, 3)),
+        TMF: noisy_predictions(test_set, 0.3, 3),
     }
 
 
