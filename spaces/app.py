@@ -31,9 +31,9 @@ from modeling_abaw.errors import InputError
 from modeling_abaw.hub.cards import AFF_WILD2, SYNTHAFFECT
 from modeling_abaw.inference import AffectPipeline, MissingAudioWarning, NoFaceWarning
 from modeling_abaw.inference.checkpoints import hub_options, model_reference
-from modeling_abaw.inference.faces import Box, crop_around_box
+from modeling_abaw.inference.faces import crop_face
 from modeling_abaw.inference.figures import plot_predictions
-from modeling_abaw.inference.pipeline import BOX_COLUMNS
+from modeling_abaw.inference.pipeline import table_face_box
 from modeling_abaw.inference.tables import write_csv
 from modeling_abaw.io import atomic_path
 from modeling_abaw.media import IMAGE_EXTENSIONS, open_media
@@ -93,7 +93,8 @@ def load_models(references: list[str]) -> dict[str, LoadedModel]:
     models = {}
     for name in references:
         reference = model_reference(name)
-        pipeline = AffectPipeline.from_pretrained(reference, progress=True)
+        # landmarks=True: the table keeps them, so that the crop of a chosen frame is re-cut as the model saw it
+        pipeline = AffectPipeline.from_pretrained(reference, landmarks=True, progress=True)
         models[name] = LoadedModel(reference, pipeline, describe_model(name, reference, pipeline))
     return models
 
@@ -220,11 +221,11 @@ def face_crop(frame_number: int, analysed: tuple[str, pd.DataFrame] | None, mode
     if row.empty or not row["has_face"].iloc[0]:
         gr.Info(f"No face was detected at frame {int(frame_number)}.")
         return None
-    box = Box(*row[list(BOX_COLUMNS)].iloc[0].to_numpy(dtype=float))
+    box = table_face_box(row.iloc[0])
     pipeline = SERVED_MODELS[model_name].pipeline
     for index, frame in enumerate(open_media(path).frames(), start=1):
         if index == int(frame_number):
-            return crop_around_box(frame.image, box, pipeline.image_size, pipeline.crop_scale)
+            return crop_face(frame.image, box, pipeline.image_size, pipeline.crop_scale)
     return None
 
 

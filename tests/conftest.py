@@ -132,12 +132,16 @@ def tiny_synthaffect(tmp_path_factory):
     return path
 
 
-def expected_table_columns():
-    """The columns `abaw predict` / AffectPipeline write for a model with all three tasks, in order."""
+def expected_table_columns(landmarks=False):
+    """The columns `abaw predict` / AffectPipeline write for a model with all three tasks, in order (`landmarks`:
+    with `--landmarks`)."""
+    from modeling_abaw.alignment import LANDMARKS
     from modeling_abaw.tasks import AU, EXPR, VA
 
-    boxes = ["face_x", "face_y", "face_w", "face_h"]
-    return ["frame", "timestamp", "has_face", *boxes, *AU.labels, *EXPR.labels, "expression", *VA.labels]
+    face = ["face_x", "face_y", "face_w", "face_h", "face_roll"]
+    if landmarks:
+        face += [f"{name}_{axis}" for name in LANDMARKS for axis in "xy"]
+    return ["frame", "timestamp", "has_face", *face, *AU.labels, *EXPR.labels, "expression", *VA.labels]
 
 
 @pytest.fixture

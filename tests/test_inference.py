@@ -32,7 +32,10 @@ from modeling_abaw.inference import (
     MissingAudioWarning,
     NoFaceWarning,
     crop_around_box,
+    crop_face,
 )
+from modeling_abaw.alignment import aligned_square
+from modeling_abaw.inference.pipeline import LANDMARK_COLUMNS, table_face_box
 from modeling_abaw.media import open_media
 from modeling_abaw.tasks import AU, EXPR, VA
 
@@ -206,20 +209,24 @@ def test_unreadable_inputs_raise_errors_naming_the_file(tmp_path, pipeline):
 def test_synthaffect_videos_faces_found_where_drawn(synth, pipeline):
     root, info = synth
     video = root / "videos" / "synth_000.mp4"
-    table = pipeline(video)
+    pipeline.landmarks = True
+    try:
+        with_landmarks = pipeline(video)
+    finally:
+        pipeline.landmarks = False
+    table = with_landmarks.drop(columns=list(LANDMARK_COLUMNS))
     assert list(table.columns) == TABLE_COLUMNS and len(table) == 40
     assert table["frame"].tolist() == list(range(1, 41))
     np.testing.assert_allclose(table["timestamp"], np.arange(40) / 30, atol=1e-6)
     hidden = np.isin(table["frame"], info["missing_images"]["synth_000"])  # a hand covers the face there
     assert table["has_face"][~hidden].mean() >= 0.9
     assert not np.isnan(predictions(table)).any()  # frames without a face are filled
-    # The crops look like SynthAffect's own aligned crops of the same frames (~0.8 correlation; crops a quarter of
-    # a face off, or 20-30% too small or large, give 0.2-0.5): the box is where the face is drawn.
+    # The crops look like SynthAffect's own aligned crops of the same frames (crops a quarter of a face off, or
+    # 20-30% too small or large, correlate 0.2-0.5): the landmarks are where the face's are drawn.
     frames = [frame.image for frame in open_media(video).frames()]
     correlations = []
-    for row in table[(table["has_face"] == 1) & ~hidden].itertuples():
-        box = Box(row.face_x, row.face_y, row.face_w, row.face_h)
-        ours = crop_around_box(frames[row.frame - 1], box, 112).mean(axis=2)
+    for _, row in with_landmarks[(table["has_face"] == 1) & ~hidden].iterrows():
+        ours = crop_face(frames[row.frame - 1], table_face_box(row), 112).mean(axis=2)
         theirs = np.asarray(Image.open(root / "cropped_aligned" / "synth_000" / f"{row.frame:05d}.jpg")).mean(axis=2)
         correlations.append(np.corrcoef(ours.ravel(), theirs.ravel())[0, 1])
     assert np.median(correlations) > 0.65, np.median(correlations)
@@ -247,11 +254,11 @@ def test_face_leaving_and_coming_back_is_filled_and_flagged(tmp_path, pipeline):
     placements = [Placement(100 + 2 * i, 120, 110, 0) for i in range(12)] + [None] * 10
     placements += [Placement(150 + 2 * i, 115, 110, 0) for i in range(12)]
     path = write_video(tmp_path / "away.mp4", draw_scene(len(placements), placements))
-    pipeline.all_faces = True
+    pipeline.all_faces = pipeline.landmarks = True
     try:
         table = pipeline(path)
     finally:
-        pipeline.all_faces = False
+        pipeline.all_faces = pipeline.landmarks = False
     assert set(table["face"]) == {1}  # the face that came back is the same face
     detected = table["has_face"].to_numpy().astype(bool)
     assert not detected[12:22].any() and detected[:12].mean() > 0.8 and detected[22:].mean() > 0.8
@@ -260,13 +267,12 @@ def test_face_leaving_and_coming_back_is_filled_and_flagged(tmp_path, pipeline):
     for index in np.flatnonzero(~detected):  # smoothing "none": each filled frame copies the nearest face frame
         nearest = frames[np.argmin(np.abs(frames - index) + (frames > index) * 0.5)]
         np.testing.assert_array_equal(values[index], values[nearest])
-    # Boxes are where the faces are drawn: the Haar box is ~0.7 of the drawn face square, centred on it.
+    # The crops are where the faces are drawn: the square aligned on the landmarks is the drawn face's square.
     for index in frames:
         placement = placements[index]
-        row = table.iloc[index]
-        assert abs(row.face_x + row.face_w / 2 - placement.cx) < 0.06 * placement.size
-        assert abs(row.face_y + row.face_h / 2 - placement.cy) < 0.06 * placement.size
-        assert 0.55 < row.face_w / placement.size < 0.85
+        square = aligned_square(np.asarray(table_face_box(table.iloc[index]).landmarks))
+        assert np.hypot(square.cx - placement.cx, square.cy - placement.cy) < 0.06 * placement.size
+        assert abs(square.size / placement.size - 1) < 0.1 and abs(square.angle) < 4
 
 
 def test_video_without_any_face_gives_empty_predictions_and_a_warning(tmp_path, pipeline):
@@ -321,7 +327,7 @@ def test_tmf_pipeline_with_and_without_audio(tmp_path, synth, tiny_tmf_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the SynthAffect video has audio: no warning
         table = pipeline(synth[0] / "videos" / "synth_000.mp4")
-    expected_columns = [*TABLE_COLUMNS[:7], *EXPR.labels, "expression", *VA.labels]
+    expected_columns = [*TABLE_COLUMNS[:8], *EXPR.labels, "expression", *VA.labels]
     assert list(table.columns) == expected_columns and len(table) == 40  # 40 frames = 4 clips of 12, padded
     assert not table[[*EXPR.labels, *VA.labels]].isna().any(axis=None)
 

@@ -47,7 +47,7 @@ def clip(tiny_synthaffect):
 def pipeline(tiny_face_mae_affect_dir):
     from modeling_abaw.inference import AffectPipeline
 
-    return AffectPipeline.from_pretrained(tiny_face_mae_affect_dir)
+    return AffectPipeline.from_pretrained(tiny_face_mae_affect_dir, landmarks=True)  # as `abaw predict --landmarks`
 
 
 def analyze(server, media, model, api_name="/analyze"):
@@ -76,7 +76,7 @@ def test_video_through_the_client_matches_abaw_predict(server, clip, pipeline, t
     table, figure, csv_file, warnings = analyze(server, clip, tiny_face_mae_affect_dir)
     num_frames = len(pipeline(clip))
     assert num_frames == 40
-    assert list(table.columns) == expected_table_columns()
+    assert list(table.columns) == expected_table_columns(landmarks=True)
     assert len(table) == num_frames and table["frame"].tolist() == list(range(1, num_frames + 1))
     assert table["has_face"].sum() > 0
     assert csv_file.read_text() == predict_csv(pipeline, clip, tmp_path).read_text()
@@ -94,7 +94,7 @@ def test_image_through_the_client(server, clip, pipeline, tiny_face_mae_affect_d
     Image.fromarray(next(open_media(clip).frames()).image).save(image)
     for api_name in ("/analyze", "/analyze_image"):
         table, figure, csv_file, _ = analyze(server, image, tiny_face_mae_affect_dir, api_name)
-        assert list(table.columns) == expected_table_columns()
+        assert list(table.columns) == expected_table_columns(landmarks=True)
         assert len(table) == 1 and table["has_face"].tolist() == [1]
         assert csv_file.read_text() == predict_csv(pipeline, image, tmp_path).read_text()
         assert figure.read_bytes()[:4] == b"\x89PNG"

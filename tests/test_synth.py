@@ -42,7 +42,7 @@ def read_crop(summary, name, frame):
 
 
 def read_track(summary, name):
-    """(T, 6) frame, cx, cy, size, angle, visible."""
+    """(T, 14) frame, cx, cy, size, angle, visible, then the landmarks' x and y."""
     return np.loadtxt(summary.root / "face_tracks" / f"{name}.csv", delimiter=",", skiprows=1)
 
 
@@ -127,7 +127,7 @@ def test_crops_are_cut_from_the_raw_frames_where_the_track_says(synth):
     frames = decode_video(synth.root / "videos" / "synth_000.mp4")
     track = read_track(synth, "synth_000")
     for i in np.flatnonzero(track[:, 5])[::15]:
-        _, cx, cy, size, angle, _ = track[i]
+        _, cx, cy, size, angle, _ = track[i, :6]
         to_frame = cv2.getRotationMatrix2D((0, 0), angle, size)  # face units -> pixels, as Placement.to_frame
         to_frame[:, 2] = [cx, cy] - to_frame[:, :2] @ [0.5, 0.5]
         recut = cv2.warpAffine(frames[i], 112 * cv2.invertAffineTransform(to_frame), (112, 112))
@@ -329,7 +329,7 @@ def test_haar_cascade_finds_the_drawn_faces_in_the_raw_videos(synth):
             found = []
             for i in np.flatnonzero(track[:, 5])[::3]:
                 boxes = cascade.detectMultiScale(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), 1.1, 5)
-                _, cx, cy, size, _, _ = track[i]
+                _, cx, cy, size, _, _ = track[i, :6]
                 found.append(
                     any(
                         np.hypot(x + w / 2 - cx, y + h / 2 - cy) < 0.2 * size and 0.4 < w / size < 1.1

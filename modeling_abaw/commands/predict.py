@@ -18,7 +18,7 @@ def add_subcommand(subparsers) -> None:
         description="Detect and track the main face of each video or image, predict its action units, expression "
         "and valence/arousal for every frame with a FaceMAEForAffect or TMFForAffect checkpoint, and write "
         "OUTPUT/<name>.csv (one row per frame: frame, timestamp, has_face, the face box face_x, face_y, face_w, "
-        "face_h, then the model's predictions) and OUTPUT/<name>.png (a figure of the predictions over time). "
+        "face_h, face_roll, then the model's predictions) and OUTPUT/<name>.png (a figure of the predictions over time). "
         "<name> is the input's file name without its extension; inputs whose names differ only by their "
         "extension keep it (x.mp4 -> x.mp4.csv, x.jpg -> x.jpg.csv), and files of the same name from different "
         "folders get -2, -3, ... in the order given. Results of an earlier run in OUTPUT are never replaced "
@@ -51,6 +51,17 @@ def add_subcommand(subparsers) -> None:
         help="inputs are face crops already (e.g. Aff-Wild2 cropped_aligned images): no detection",
     )
     parser.add_argument(
+        "--detector",
+        default="auto",
+        help="face detector: blazeface (landmarks: aligned crops, face_roll), haar (boxes only), or auto (default: "
+        "blazeface where LiteRT is installed, else haar)",
+    )
+    parser.add_argument(
+        "--landmarks",
+        action="store_true",
+        help="add the face's landmarks to the CSV (right_eye_x, right_eye_y, ... mouth_centre_y; pixels)",
+    )
+    parser.add_argument(
         "--abaw-format",
         action="store_true",
         help="also write OUTPUT/abaw/<challenge>.csv in the ABAW5/6 submission format, one video per input, from its "
@@ -79,10 +90,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import AffectPipeline
+    from ..inference.faces import face_detector
     from ..inference.figures import plot_predictions
     from ..inference.tables import write_csv
     from ..media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
+    detector = face_detector(args.detector)
     inputs, failures = [], 0
     for path in args.inputs:
         try:
@@ -106,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         all_faces=args.all_faces,
         face_crops=args.face_crops,
         clip_stride=args.clip_stride,
+        detector=detector,
+        landmarks=args.landmarks,
         progress=True,
     )
     if args.abaw_format:

@@ -1,19 +1,24 @@
 """Face detection, tracking over time and face crops.
 
-- `FaceDetector` is the interface: an RGB image in, face boxes out. `HaarFaceDetector`, the default, is OpenCV's
-  frontal-face Haar cascade, which ships inside opencv-python, so it works offline right after `pip install`. A
-  better detector (e.g. a CNN) plugs in by subclassing `FaceDetector`; nothing else changes.
+- `FaceDetector` is the interface: an RGB image in, face boxes out, each with the face's landmarks when the detector
+  finds them (`alignment.LANDMARKS`). `default_face_detector()` is MediaPipe's BlazeFace (`blazeface`, bundled,
+  run by LiteRT), which finds turned and tilted faces with their eyes, nose and mouth; where LiteRT is not installed
+  (it has no Windows wheels) it is OpenCV's frontal-face Haar cascade, which ships inside opencv-python and gives
+  boxes only. Either works offline right after `pip install`; another detector plugs in by subclassing
+  `FaceDetector`.
 - `FaceTracker` follows faces through a video. Scanning a whole frame is the detector's expensive call, so it runs
   every `detect_every` frames, and on every frame while no face is followed or a followed face is lost. In between,
-  each followed face is searched for only in a window around its last box, for faces of about its size, shrunk so
-  the face is three times the detector's smallest: a third to a half of a full scan's cost, and the face is still
-  measured on every frame. Boxes are linked to tracks by overlap (IoU), so a track never jumps to another person.
+  each followed face is searched for only in a window around where it is expected (its last box moved on by its
+  recent motion), and the face is still measured on every frame. Boxes are linked to tracks by their overlap (IoU)
+  with those expected boxes, so two faces that cross keep their identities and a track never jumps to another
+  person; a face unseen for up to `max_gap` frames (hidden, missed) continues its track.
 - `FaceTracker.faces()` turns tracks into people: tracks sorted by prominence (the sum of their box areas: big and
   long-lived faces first); a track that never shares a frame with an earlier one continues it (a face that left the
   picture and came back, or was hidden for a while), otherwise it is another person. The first face is the main one.
-- `crop_around_box` cuts the square the models see: centred on the box, `crop_scale` times its side. The default 1.4
-  matches the aligned crops FaceMAE is trained on (measured on SynthAffect, whose `cropped_aligned` images follow
-  Aff-Wild2's, the Haar box spans 0.70 +- 0.05 of the aligned crop's side, centred within 1% of it).
+- `crop_face` cuts the square the models see: aligned on the landmarks (`alignment.align_face`, the rule SynthAffect's
+  crops are cut by) when the box has them, else `crop_around_box`: centred on the box, `crop_scale` times its side.
+  The default 1.4 matches the aligned crops FaceMAE is trained on (measured on SynthAffect, whose `cropped_aligned`
+  images follow Aff-Wild2's, the Haar box spans 0.70 +- 0.05 of the aligned crop's side, centred within 1% of it).
 """
 
 from __future__ import annotations
@@ -26,18 +31,23 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from ..alignment import align_face
+from ..errors import InputError
+
 HAAR_CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
 CROP_SCALE = 1.4
 
 
 class Box(NamedTuple):
-    """A face in pixels: top-left corner, width, height, and the detector's confidence (higher is surer)."""
+    """A face in pixels: top-left corner, width, height, the detector's confidence (higher is surer) and, from a
+    detector that finds them, the landmarks ((x, y) per name of `alignment.LANDMARKS`)."""
 
     x: float
     y: float
     w: float
     h: float
     score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
     @property
     def area(self) -> float:
@@ -49,7 +59,21 @@ class Box(NamedTuple):
 
     def transformed(self, scale: float, dx: float = 0.0, dy: float = 0.0) -> Box:
         """The box after scaling an image by `scale` and then shifting it by (dx, dy)."""
-        return Box(self.x * scale + dx, self.y * scale + dy, self.w * scale, self.h * scale, self.score)
+        landmarks = None
+        if self.landmarks is not None:
+            landmarks = tuple((x * scale + dx, y * scale + dy) for x, y in self.landmarks)
+        return Box(self.x * scale + dx, self.y * scale + dy, self.w * scale, self.h * scale, self.score, landmarks)
+
+    def moved(self, dx: float, dy: float, size_change: float = 1.0) -> Box:
+        """The box shifted by (dx, dy) and scaled by `size_change` about its centre (landmarks with it)."""
+        cx, cy = self.centre
+        landmarks = None
+        if self.landmarks is not None:
+            landmarks = tuple(
+                (cx + dx + (x - cx) * size_change, cy + dy + (y - cy) * size_change) for x, y in self.landmarks
+            )
+        w, h = self.w * size_change, self.h * size_change
+        return Box(cx + dx - w / 2, cy + dy - h / 2, w, h, self.score, landmarks)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -61,9 +85,16 @@ def iou(a: Box, b: Box) -> float:
 
 class FaceDetector(ABC):
     """Finds faces in an RGB image (H, W, 3) uint8. `min_face_size` is the side (pixels) of the smallest face it
-    finds; the tracker uses it to decide how far it can shrink the window it searches around a known face."""
+    finds; `landmark_names` the landmarks its boxes carry (none: boxes only)."""
 
     min_face_size: int = 24
+    landmark_names: tuple[str, ...] = ()
+
+    def search_scale(self, face_side: float) -> float:
+        """How much the tracker shrinks the window it searches around a known face of this side (pixels) before
+        calling the detector: a detector whose cost grows with the pixels it scans is fast on a window shrunk so the
+        face is 3x the smallest it finds."""
+        return min(1.0, 3 * self.min_face_size / face_side)
 
     @abstractmethod
     def __call__(self, image: np.ndarray, min_size: float = 0, max_size: float = float("inf")) -> list[Box]:
@@ -108,6 +139,23 @@ class HaarFaceDetector(FaceDetector):
         return [Box(*map(float, box), float(count)) for box, count in zip(boxes, neighbours)]
 
 
+FACE_DETECTORS = ("auto", "blazeface", "haar")
+
+
+def face_detector(name: str = "auto") -> FaceDetector:
+    """A detector by name: "blazeface", "haar", or "auto" (the default): BlazeFace when LiteRT, which runs it, is
+    installed (a dependency wherever it has wheels), else the Haar cascade."""
+    from .blazeface import BlazeFaceDetector, litert_available
+
+    if name not in FACE_DETECTORS:
+        raise InputError(f"face detector {name!r}: choose {', '.join(FACE_DETECTORS)}")
+    if name == "haar" or (name == "auto" and not litert_available()):
+        return HaarFaceDetector()
+    if not litert_available():
+        raise InputError("the blazeface detector needs LiteRT: pip install ai-edge-litert (no wheels for Windows)")
+    return BlazeFaceDetector()
+
+
 @dataclass
 class FaceTrack:
     """One face over time: the frame indices (0-based) where it was found, with its box there, in frame order."""
@@ -125,6 +173,19 @@ class FaceTrack:
     def mean_centre(self) -> np.ndarray:
         return np.mean([box.centre for box in self.boxes.values()], axis=0)
 
+    def expected_box(self, frame_index: int) -> Box:
+        """Where the face should be at `frame_index`: its last box moved on at the pace (centre and size per frame)
+        between its last two boxes."""
+        frames = list(self.boxes)[-2:]
+        last = self.boxes[frames[-1]]
+        if len(frames) < 2:
+            return last
+        previous, steps = self.boxes[frames[0]], frames[1] - frames[0]
+        ahead = (frame_index - frames[-1]) / steps
+        (x0, y0), (x1, y1) = previous.centre, last.centre
+        growth = (max(last.w, last.h) / max(previous.w, previous.h)) ** ahead
+        return last.moved((x1 - x0) * ahead, (y1 - y0) * ahead, float(np.clip(growth, 0.5, 2.0)))
+
 
 class FaceTracker:
     """Detects and follows faces frame by frame (module docstring); feed frames with `update`, then ask `faces()`.
@@ -134,7 +195,7 @@ class FaceTracker:
         detect_every: frames between full-frame scans while faces are followed (a face that enters the picture
             while another is followed is found within this many frames); 1 scans every frame.
         max_gap: frames a face may go unseen (hidden, missed) and still continue its track.
-        iou_threshold: least overlap between a track's last box and a detection for them to be the same face.
+        iou_threshold: least overlap between where a track is expected and a detection for them to be the same face.
         search_radius: half-side of the window searched around a followed face, in face sides.
     """
 
@@ -164,13 +225,10 @@ class FaceTracker:
         if full_scan:
             detections = self.detector(image)
         else:
-            detections = [box for track in active for box in self._search_near(image, track.boxes[track.last_frame])]
+            detections = [box for track in active for box in self._search_near(image, track)]
+        expected = [track.expected_box(self.frame_index) for track in active]
         pairs = sorted(
-            (
-                (iou(track.boxes[track.last_frame], box), t, d)
-                for t, track in enumerate(active)
-                for d, box in enumerate(detections)
-            ),
+            ((iou(box, detection), t, d) for t, box in enumerate(expected) for d, detection in enumerate(detections)),
             reverse=True,
         )
         matched_tracks, matched_detections = set(), set()
@@ -188,14 +246,17 @@ class FaceTracker:
             self.tracks += new
             self.active += new
 
-    def _search_near(self, image: np.ndarray, box: Box) -> list[Box]:
-        """Faces of about the size of `box` in a window around it, shrunk so the face is 3x the smallest findable."""
+    def _search_near(self, image: np.ndarray, track: FaceTrack) -> list[Box]:
+        """Faces of about the track's size in a window around where it is expected, shrunk as the detector likes."""
+        box = track.expected_box(self.frame_index)
         side = max(box.w, box.h)
         (cx, cy), radius = box.centre, self.search_radius * side
         x0, y0 = max(0, int(cx - radius)), max(0, int(cy - radius))
         x1, y1 = min(image.shape[1], int(cx + radius) + 1), min(image.shape[0], int(cy + radius) + 1)
+        if x1 <= x0 or y1 <= y0:  # expected outside the picture
+            return []
         window = image[y0:y1, x0:x1]
-        scale = min(1.0, 3 * self.detector.min_face_size / side)
+        scale = self.detector.search_scale(side)
         if scale < 1.0:
             window = cv2.resize(window, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         found = self.detector(window, min_size=side * scale / 1.5, max_size=side * scale * 1.5)
@@ -218,6 +279,14 @@ class FaceTracker:
                 people.append(FaceTrack(dict(track.boxes)))
         people = [FaceTrack(dict(sorted(person.boxes.items()))) for person in people]
         return sorted(people, key=lambda person: person.prominence, reverse=True)
+
+
+def crop_face(image: np.ndarray, box: Box, size: int, crop_scale: float = CROP_SCALE) -> np.ndarray:
+    """The (size, size) crop the models see of the face in `box`: aligned on its landmarks (`alignment.align_face`)
+    when it has them, else the square around the box (`crop_around_box`)."""
+    if box.landmarks is not None:
+        return align_face(image, np.asarray(box.landmarks), size)
+    return crop_around_box(image, box, size, crop_scale)
 
 
 def crop_around_box(image: np.ndarray, box: Box, size: int, crop_scale: float = CROP_SCALE) -> np.ndarray:

@@ -43,12 +43,24 @@ from ..modeling_tmf import TMFForAffect
 from ..smoothing import fill_missing_frames, postprocess_video, validate_smoothing_policy
 from ..tasks import SMOOTHING_FILTERS, TASKS, default_smoothing_policy
 from .checkpoints import load_audio_backbone, load_checkpoint
-from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, HaarFaceDetector, crop_around_box
+from ..alignment import LANDMARKS, face_roll
+from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, crop_face, face_detector
 
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
+ROLL_COLUMN = "face_roll"
+LANDMARK_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARKS for axis in "xy")
 # The column naming the decided class of a multiclass task (EXPR, the one such task: its most probable expression).
 CLASS_COLUMN = "expression"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def table_face_box(row: pd.Series) -> Box:
+    """The face of one row of a pipeline table: its box and, when the table has them (`landmarks=True`), its
+    landmarks, from which `faces.crop_face` cuts the crop the model saw."""
+    landmarks = None
+    if all(column in row.index for column in LANDMARK_COLUMNS) and not row[list(LANDMARK_COLUMNS)].isna().any():
+        landmarks = tuple(map(tuple, row[list(LANDMARK_COLUMNS)].to_numpy(dtype=float).reshape(-1, 2)))
+    return Box(*row[list(BOX_COLUMNS)].to_numpy(dtype=float), landmarks=landmarks)
 
 
 class NoFaceWarning(UserWarning):
@@ -103,7 +115,8 @@ class AffectPipeline:
         model: a `FaceMAEForAffect` (frame-wise) or a `TMFForAffect` (visual + audio fusion over clips).
         visual_model: for a TMF model, the `FaceMAEForAffect` whose pooled features it fuses.
         audio_extractors: for a TMF model, one extractor per audio modality it uses (`config.audio_modalities`).
-        detector: the face detector; default `HaarFaceDetector()`.
+        detector: the face detector; default `faces.face_detector()` (BlazeFace with landmarks, whose
+            crops are aligned; the Haar cascade where LiteRT is not installed).
         face_crops: the inputs are already face crops (e.g. Aff-Wild2 `cropped_aligned` images): no detection, the
             whole frame is the face and goes to the image processor as it is.
         batch_size: face crops per encoder forward pass (and clips per fusion forward pass).
@@ -111,12 +124,14 @@ class AffectPipeline:
             `tasks.SMOOTHING_FILTERS` ("none" turns it off) with the paper's per-task parameters, or a policy dict.
         all_faces: return every face found (a `face` column numbers them, 1 = main face), not only the main face.
         detection_size: longer side (pixels) frames are shrunk to for detection and tracking; boxes are reported in
-            the original frame's pixels. With the Haar detector's 24-pixel minimum, faces down to ~7.5% of the
-            longer side are found.
+            the original frame's pixels. BlazeFace finds faces down to ~5% of the longer side, the Haar detector
+            (24-pixel minimum) down to ~7.5%.
         detect_every: frames between full-frame detection scans while faces are being tracked (a face entering
             the picture while another is tracked is found within this many frames: one second at 25 fps).
         min_face_frames: a face must be found in this many frames to count (rejects brief false detections).
-        crop_scale: side of the square crop, in multiples of the detected box's side.
+        crop_scale: for a detector without landmarks (Haar), the side of the square crop in multiples of the
+            detected box's side; crops of faces with landmarks are aligned (`alignment`).
+        landmarks: add the landmarks' pixel coordinates to the table (`LANDMARK_COLUMNS`).
         clip_stride: for a TMF model, frames between the starts of consecutive clips; None: the clip length (clips
             tile the video). A smaller stride overlaps the clips, and each frame takes the mean of the predictions of
             the clips covering it (as `train tmf --eval_stride` evaluates).
@@ -139,6 +154,7 @@ class AffectPipeline:
         min_face_frames: int = 5,
         crop_scale: float = CROP_SCALE,
         clip_stride: int | None = None,
+        landmarks: bool = False,
         progress: bool = False,
     ):
         self.model = model.eval()
@@ -161,10 +177,11 @@ class AffectPipeline:
                 raise InputError(f"smoothing {smoothing!r}: choose {', '.join(SMOOTHING_FILTERS)} or a policy dict")
             smoothing = default_smoothing_policy(self.tasks, smoothing)
         self.smoothing_policy = validate_smoothing_policy(smoothing)
-        self.detector = detector or HaarFaceDetector()
+        self.detector = detector or face_detector()
         self.face_crops, self.batch_size, self.all_faces = face_crops, batch_size, all_faces
         self.detection_size, self.detect_every, self.min_face_frames = detection_size, detect_every, min_face_frames
         self.crop_scale, self.clip_stride, self.progress = crop_scale, clip_stride, progress
+        self.landmarks = landmarks
 
     def _check_fusion_inputs(self) -> None:
         config = self.model.config
@@ -234,7 +251,8 @@ class AffectPipeline:
 
         Columns: frame (1-based), timestamp (s, the frame's time by `modeling_abaw.media`'s rule), has_face (0/1;
         0 with predictions = filled from the nearest frame with a face), face_x, face_y, face_w, face_h (pixels of
-        the original frame), then per task of the model: AU probabilities (AU1 ... AU26), expression probabilities
+        the original frame), face_roll (degrees, counter-clockwise, from the landmarks; empty without them), with
+        `landmarks` the landmarks' x and y (`LANDMARK_COLUMNS`), then per task of the model: AU probabilities (AU1 ... AU26), expression probabilities
         (Neutral ... Other) and `expression` (the most probable), valence and arousal. Without any face,
         predictions are NaN and a NoFaceWarning is issued. Missing or unreadable inputs raise InputError.
         """
@@ -280,7 +298,7 @@ class AffectPipeline:
         if not boxes:
             return None, {}
         box = max(boxes, key=lambda box: box.area).transformed(1 / scale)
-        crop = crop_around_box(image, box, self.image_size, self.crop_scale)
+        crop = crop_face(image, box, self.image_size, self.crop_scale)
         pixel_values = self.processor(images=[crop], do_resize=False, return_tensors="pt")["pixel_values"]
         outputs = self.visual_model(pixel_values=pixel_values.to(self.device, self.dtype))
         predictions = affect_predictions(outputs, self.visual_model.config.tasks)
@@ -369,7 +387,7 @@ class AffectPipeline:
                     crop = (
                         frame.image
                         if self.face_crops
-                        else crop_around_box(frame.image, face.boxes[index], self.image_size, self.crop_scale)
+                        else crop_face(frame.image, face.boxes[index], self.image_size, self.crop_scale)
                     )
                     crops.append(crop)
                     keys.append((number, index))
@@ -437,14 +455,22 @@ class AffectPipeline:
     def _table(self, times: np.ndarray, face: FaceTrack, predictions: dict[str, np.ndarray] | None) -> pd.DataFrame:
         num_frames = len(times)
         boxes = np.full((num_frames, 4), np.nan)
+        roll = np.full(num_frames, np.nan)
+        points = np.full((num_frames, len(LANDMARK_COLUMNS)), np.nan)
         for index, box in face.boxes.items():
             boxes[index] = box[:4]
+            if box.landmarks is not None:
+                roll[index] = face_roll(np.asarray(box.landmarks))
+                points[index] = np.ravel(box.landmarks)
         columns = {
             "frame": np.arange(1, num_frames + 1),
             "timestamp": times,
             "has_face": (~np.isnan(boxes[:, 0])).astype(np.int64),
             **dict(zip(BOX_COLUMNS, np.round(boxes, 1).T)),
+            ROLL_COLUMN: np.round(roll, 1),
         }
+        if self.landmarks:
+            columns.update(zip(LANDMARK_COLUMNS, np.round(points, 1).T))
         for name in self.tasks:
             task = TASKS[name]
             values = predictions[name] if predictions else np.full((num_frames, task.num_outputs), np.nan)

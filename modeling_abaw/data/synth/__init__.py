@@ -16,8 +16,8 @@ around it and the aligned crop cut from it), `writer` (the dataset on disk).
 """
 
 from .affect import AU_THRESHOLD, CIRCUMPLEX, EXPR_THRESHOLD, PROTOTYPES, AffectTrack, simulate_affect
-from .faces import FaceIdentity, au_vector, draw_face, random_identity
-from .scene import Placement, crop_aligned_face, paste_face, random_background
+from .faces import FaceIdentity, au_vector, draw_face, random_identity, rest_landmarks
+from .scene import Placement, paste_face, random_background
 from .speech import synthesize_speech
 from .writer import INFO_FILE, SynthAffectSummary, generate_synthaffect, is_synthaffect
 
@@ -32,13 +32,13 @@ __all__ = [
     "Placement",
     "SynthAffectSummary",
     "au_vector",
-    "crop_aligned_face",
     "draw_face",
     "generate_synthaffect",
     "is_synthaffect",
     "paste_face",
     "random_background",
     "random_identity",
+    "rest_landmarks",
     "simulate_affect",
     "synthesize_speech",
 ]

@@ -147,6 +147,13 @@ def random_identity(rng: np.random.Generator) -> FaceIdentity:
     )
 
 
+def rest_landmarks(identity: FaceIdentity) -> np.ndarray:
+    """The face's landmarks at rest (`alignment.LANDMARKS`: eye centres, subject's right first, nose tip, middle of
+    the mouth) in face units: where an aligner would put them, and what SynthAffect's crops are aligned on."""
+    dx = EYE_OFFSET_X * identity.eye_spacing
+    return np.array([[MIDLINE_X - dx, EYE_Y], [MIDLINE_X + dx, EYE_Y], [MIDLINE_X, NOSE_TIP_Y], [MIDLINE_X, MOUTH_Y]])
+
+
 def au_vector(**intensities: float) -> np.ndarray:
     """AU intensities in registry order from keywords, e.g. `au_vector(AU12=1.0, AU6=0.5)`."""
     unknown = set(intensities) - set(AU.labels)

@@ -1,5 +1,6 @@
 """The raw video frames of SynthAffect: where a face sits and how it moves, the room behind it, the light, the torso,
-the hand that sometimes hides it, pasting the drawn face in, and cutting the aligned crop back out."""
+the hand that sometimes hides it, pasting the drawn face in, and where its landmarks end up (from which the writer
+cuts the aligned crop back out, by `modeling_abaw.alignment`'s rule)."""
 
 from dataclasses import dataclass
 
@@ -29,9 +30,9 @@ class Placement:
         rot = self.size * np.array([[c, s], [-s, c]])
         return np.hstack([rot, (np.array([self.cx, self.cy]) - rot @ [0.5, 0.5])[:, None]])
 
-    def to_crop(self, crop_size: int) -> np.ndarray:
-        """2x3 affine map from frame pixels to the aligned crop: what a face aligner recovers."""
-        return crop_size * cv2.invertAffineTransform(self.to_frame())
+    def to_frame_points(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) points in face units (e.g. `faces.rest_landmarks`) -> frame pixels."""
+        return np.asarray(points) @ self.to_frame()[:, :2].T + self.to_frame()[:, 2]
 
 
 def head_motion(
@@ -173,14 +174,3 @@ def draw_occluder(frame: np.ndarray, placement: Placement, colour) -> None:
     cx, cy = placement.to_frame() @ [0.45, 0.58, 1.0]
     axes = (int(0.3 * placement.size * one), int(0.24 * placement.size * one))
     cv2.ellipse(frame, (int(cx * one), int(cy * one)), axes, 20, 0, 360, as_rgb(colour), -1, _AA, SUBPIXEL_SHIFT)
-
-
-def crop_aligned_face(frame: np.ndarray, placement: Placement, crop_size: int) -> np.ndarray:
-    """The aligned crop of a placed face, as the official crops were cut from the raw videos."""
-    return cv2.warpAffine(
-        frame,
-        placement.to_crop(crop_size),
-        (crop_size, crop_size),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
