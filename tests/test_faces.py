@@ -4,6 +4,7 @@ import dataclasses
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -31,19 +32,16 @@ def scene(placements, seed=1, size=(320, 240), squeeze=1.0):
     for index, placement in enumerate(placements):
         rgb, alpha = draw_face(random_identity(np.random.default_rng(seed + index)), NEUTRAL, int(placement.size))
         if squeeze != 1.0:
-            width = round(rgb.shape[1] * squeeze)
-            narrow = lambda image: np.pad(  # noqa: E731
-                cv2_resize(image, width), [(0, 0), (0, image.shape[1] - width)] + [(0, 0)] * (image.ndim - 2)
-            )
-            rgb, alpha = narrow(rgb), narrow(alpha)
+            rgb, alpha = narrowed(rgb, squeeze), narrowed(alpha, squeeze)
         paste_face(frame, rgb, alpha, placement)
     return frame
 
 
-def cv2_resize(image, width):
-    import cv2
-
-    return cv2.resize(image, (width, image.shape[0]), interpolation=cv2.INTER_AREA)
+def narrowed(image, squeeze):
+    """The image squeezed horizontally by `squeeze`, on the left of its (zero-padded) square."""
+    width = round(image.shape[1] * squeeze)
+    narrow = cv2.resize(image, (width, image.shape[0]), interpolation=cv2.INTER_AREA)
+    return np.pad(narrow, [(0, 0), (0, image.shape[1] - width)] + [(0, 0)] * (image.ndim - 2))
 
 
 # -------------------------------------------------------------------------------------------------------- alignment

@@ -20,6 +20,7 @@ from conftest import expected_table_columns
 from PIL import Image
 
 from modeling_abaw import FaceMAEForAffect, TMFForAffect, face_image_processor
+from modeling_abaw.alignment import aligned_square
 from modeling_abaw.data.synth import Placement, draw_face, paste_face, random_background, random_identity
 from modeling_abaw.errors import InputError
 from modeling_abaw.evaluation import affect_predictions, tmf_inputs
@@ -34,7 +35,6 @@ from modeling_abaw.inference import (
     crop_around_box,
     crop_face,
 )
-from modeling_abaw.alignment import aligned_square
 from modeling_abaw.inference.pipeline import LANDMARK_COLUMNS, table_face_box
 from modeling_abaw.media import open_media
 from modeling_abaw.tasks import AU, EXPR, VA

@@ -2,7 +2,16 @@
 figure. Decoding lives in `modeling_abaw.media`. Nothing here imports the training code."""
 
 from .checkpoints import load_checkpoint, model_reference
-from .faces import Box, FaceDetector, FaceTrack, FaceTracker, HaarFaceDetector, crop_around_box, crop_face, face_detector
+from .faces import (
+    Box,
+    FaceDetector,
+    FaceTrack,
+    FaceTracker,
+    HaarFaceDetector,
+    crop_around_box,
+    crop_face,
+    face_detector,
+)
 from .pipeline import AffectPipeline, MissingAudioWarning, NoFaceWarning, resolve_device, resolve_dtype
 
 __all__ = [

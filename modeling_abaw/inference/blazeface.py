@@ -44,6 +44,9 @@ class BlazeFaceDetector(FaceDetector):
 
     landmark_names = ("right_eye", "left_eye", "nose_tip", "mouth_centre")
     min_face_size = 10  # pixels of its 192x192 input
+    # It needs the face's surroundings: in windows of 1.5 box sides (the Haar cascade's 0.75 each way) it missed a
+    # third of the faces turned by 30 degrees, in windows of 2 none (benchmarks/bench_faces.py).
+    search_radius = 1.0
 
     def __init__(self, min_score: float = MIN_SCORE, model_path: str | None = None):
         from ai_edge_litert.interpreter import Interpreter

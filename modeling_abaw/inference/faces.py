@@ -31,7 +31,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from ..alignment import align_face
+from ..alignment import AlignedSquare, align_face, aligned_square
 from ..errors import InputError
 
 HAAR_CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
@@ -89,6 +89,7 @@ class FaceDetector(ABC):
 
     min_face_size: int = 24
     landmark_names: tuple[str, ...] = ()
+    search_radius: float = 0.75  # the tracker's window around a known face: this many box sides each way
 
     def search_scale(self, face_side: float) -> float:
         """How much the tracker shrinks the window it searches around a known face of this side (pixels) before
@@ -196,7 +197,8 @@ class FaceTracker:
             while another is followed is found within this many frames); 1 scans every frame.
         max_gap: frames a face may go unseen (hidden, missed) and still continue its track.
         iou_threshold: least overlap between where a track is expected and a detection for them to be the same face.
-        search_radius: half-side of the window searched around a followed face, in face sides.
+        search_radius: half-side of the window searched around a followed face, in face sides; None: the
+            detector's `search_radius`.
     """
 
     def __init__(
@@ -205,12 +207,13 @@ class FaceTracker:
         detect_every: int = 25,
         max_gap: int = 15,
         iou_threshold: float = 0.3,
-        search_radius: float = 0.75,
+        search_radius: float | None = None,
     ):
         if detect_every < 1 or max_gap < 0:
             raise ValueError(f"detect_every must be >= 1 and max_gap >= 0, got {detect_every} and {max_gap}")
         self.detector, self.detect_every, self.max_gap = detector, detect_every, max_gap
-        self.iou_threshold, self.search_radius = iou_threshold, search_radius
+        self.iou_threshold = iou_threshold
+        self.search_radius = detector.search_radius if search_radius is None else search_radius
         self.tracks: list[FaceTrack] = []
         self.active: list[FaceTrack] = []  # the tracks seen within the last `max_gap` + 1 frames
         self.frame_index = -1
@@ -287,6 +290,14 @@ def crop_face(image: np.ndarray, box: Box, size: int, crop_scale: float = CROP_S
     if box.landmarks is not None:
         return align_face(image, np.asarray(box.landmarks), size)
     return crop_around_box(image, box, size, crop_scale)
+
+
+def crop_square(box: Box, crop_scale: float = CROP_SCALE) -> AlignedSquare:
+    """Where in the image `crop_face` cuts its crop: the aligned square of the landmarks, else the upright square
+    `crop_scale` times the box's longer side, centred on it."""
+    if box.landmarks is not None:
+        return aligned_square(np.asarray(box.landmarks))
+    return AlignedSquare(*box.centre, crop_scale * max(box.w, box.h), 0.0)
 
 
 def crop_around_box(image: np.ndarray, box: Box, size: int, crop_scale: float = CROP_SCALE) -> np.ndarray:

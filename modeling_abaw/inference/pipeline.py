@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..alignment import LANDMARKS, face_roll
 from ..audio import AudioFeatureExtractor, align_to_frames
 from ..configuration_tmf import VISUAL_MODALITY
 from ..errors import InputError
@@ -43,7 +44,6 @@ from ..modeling_tmf import TMFForAffect
 from ..smoothing import fill_missing_frames, postprocess_video, validate_smoothing_policy
 from ..tasks import SMOOTHING_FILTERS, TASKS, default_smoothing_policy
 from .checkpoints import load_audio_backbone, load_checkpoint
-from ..alignment import LANDMARKS, face_roll
 from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, crop_face, face_detector
 
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
@@ -252,7 +252,8 @@ class AffectPipeline:
         Columns: frame (1-based), timestamp (s, the frame's time by `modeling_abaw.media`'s rule), has_face (0/1;
         0 with predictions = filled from the nearest frame with a face), face_x, face_y, face_w, face_h (pixels of
         the original frame), face_roll (degrees, counter-clockwise, from the landmarks; empty without them), with
-        `landmarks` the landmarks' x and y (`LANDMARK_COLUMNS`), then per task of the model: AU probabilities (AU1 ... AU26), expression probabilities
+        `landmarks` the landmarks' x and y (`LANDMARK_COLUMNS`), then per task of the model: AU probabilities
+        (AU1 ... AU26), expression probabilities
         (Neutral ... Other) and `expression` (the most probable), valence and arousal. Without any face,
         predictions are NaN and a NoFaceWarning is issued. Missing or unreadable inputs raise InputError.
         """

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ...errors import InputError
 from ...alignment import LANDMARKS, align_face, aligned_square
+from ...errors import InputError
 from ...io import atomic_directory, atomic_path, write_json, write_text
 from ...machine import usable_cores
 from ...tasks import TASKS
