@@ -10,6 +10,7 @@ and turned by `--turn` degrees (frames and ground truth rotated about the frame'
 SynthAffect's +-11 degrees). Per detector and condition:
 
 * detection rate: visible frames where the face's track has a box; false detections: hidden frames where it has;
+* landmark error: mean distance of the four landmarks to the drawn ones (a detector without landmarks has none);
 * crop IoU: overlap of the square the pipeline crops (`faces.crop_square`: aligned on the landmarks, or 1.4x the
   box without them) with the true aligned square; roll error: |estimated - true roll| (a detector without
   landmarks estimates none: its error is the true roll);
@@ -35,7 +36,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from modeling_abaw.alignment import AlignedSquare
+from modeling_abaw.alignment import LANDMARKS, AlignedSquare
 from modeling_abaw.data.affwild2 import image_name
 from modeling_abaw.data.synth import generate_synthaffect
 from modeling_abaw.inference.faces import FaceTrack, FaceTracker, crop_face, crop_square, face_detector
@@ -62,7 +63,8 @@ def turned_truth(truth: pd.DataFrame, degrees: float, width: int, height: int) -
     if not degrees:
         return truth
     turn, truth = rotation(degrees, width, height), truth.copy()
-    truth[["cx", "cy"]] = truth[["cx", "cy"]].to_numpy() @ turn[:, :2].T + turn[:, 2]
+    for x, y in [("cx", "cy"), *((f"{name}_x", f"{name}_y") for name in LANDMARKS)]:
+        truth[[x, y]] = truth[[x, y]].to_numpy() @ turn[:, :2].T + turn[:, 2]
     truth["angle"] += degrees
     return truth
 
@@ -108,7 +110,7 @@ def detection_rows(root: Path, videos: list[str], detectors: dict, degrees: floa
     results = {}
     for name, detector in detectors.items():
         found = visible = false = hidden = 0
-        ious, roll_errors, seconds, frames = [], [], 0.0, 0
+        ious, roll_errors, landmark_errors, seconds, frames = [], [], [], 0.0, 0
         for video in videos:
             path = root / "videos" / f"{video}.mp4"
             people, spent, count = track_video(detector, path, degrees)
@@ -132,11 +134,18 @@ def detection_rows(root: Path, videos: list[str], detectors: dict, degrees: floa
                     ious.append(square_iou(square, AlignedSquare(row.cx, row.cy, row.size, row.angle)))
                     roll = square.angle if box.landmarks is not None else 0.0
                     roll_errors.append(abs((roll - row.angle + 180) % 360 - 180))
+                    if box.landmarks is not None:
+                        true_points = np.array([[getattr(row, f"{n}_x"), getattr(row, f"{n}_y")] for n in LANDMARKS])
+                        offsets = np.hypot(*(np.asarray(box.landmarks) - true_points).T)
+                        landmark_errors.append(offsets.mean() / row.size)
         results[name] = {
             "detection rate (visible frames)": found / visible,
             "false detections (hidden frames)": false / max(hidden, 1),
             "crop IoU with the true aligned square": float(np.mean(ious)) if ious else float("nan"),
             "roll error (degrees)": float(np.mean(roll_errors)) if roll_errors else float("nan"),
+            "landmark error (% of the crop's side)": 100 * float(np.mean(landmark_errors))
+            if landmark_errors
+            else float("nan"),
             "face stage (ms per frame)": 1000 * seconds / frames,
             "_counts": {"visible": visible, "hidden": hidden},
         }
@@ -220,7 +229,7 @@ def draw_crops(root: Path, video: str, detectors: dict, degrees: float, path: Pa
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.suptitle(f"SynthAffect {video}: what the model sees", fontsize=9)
+    figure.suptitle(f"SynthAffect {video}: what the model sees (black: no face found)", fontsize=9)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -232,7 +241,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="a SynthAffect with raw videos (default: generate one)")
     parser.add_argument("--videos", type=int, default=12, help="videos to generate without --data")
     parser.add_argument("--frames", type=int, default=150, help="frames per generated video")
-    parser.add_argument("--max-videos", type=int, default=24, help="raw videos measured (the first, by name)")
+    parser.add_argument("--max-videos", type=int, help="measure detection on the first N raw videos (default: all)")
     parser.add_argument("--model", help="a trained FaceMAEForAffect for the agreement rows")
     parser.add_argument("--turn", type=float, default=30.0, help="extra roll of the turned condition (degrees)")
     parser.add_argument("--figure", type=Path, help="draw the crops of one video here (PNG)")
@@ -251,9 +260,9 @@ def main() -> None:
         speed = {name: crop_speed(root, videos[0], detector) for name, detector in detectors.items()}
         agreement = {}
         if args.model:
-            held_out = [
-                name for split in ("Validation_Set", "Test_Set") for name in info["splits"][split] if name in videos
-            ]
+            single = {path.stem for path in (root / "videos").glob("*.mp4")}  # a two-person video has other names
+            held_out = [name for split in ("Validation_Set", "Test_Set") for name in info["splits"][split]]
+            held_out = [name for name in held_out if name in single]
             agreement = agreement_rows(root, held_out, args.model, detectors)
         if args.figure:
             draw_crops(root, videos[0], detectors, args.turn, args.figure)

@@ -177,3 +177,32 @@ def test_rendered_faces_crossing_keep_their_numbers(blazeface):
     for face, start, step in ((big, 70, 8), (small, 250, -8)):
         for t, box in face.boxes.items():
             assert abs(box.centre[0] - (start + step * t)) < 25, (t, box)
+
+
+# ------------------------------------------------------------------------------------------------- abaw predict
+
+
+def test_predict_writes_roll_and_landmarks_and_runs_haar_on_request(
+    tiny_synthaffect, tiny_face_mae_affect_dir, tmp_path
+):
+    import pandas as pd
+
+    from modeling_abaw.alignment import LANDMARKS
+    from modeling_abaw.cli import main
+
+    video = tiny_synthaffect / "videos" / "synth_000.mp4"
+    truth = pd.read_csv(tiny_synthaffect / "face_tracks" / "synth_000.csv")
+    common = ["predict", str(video), "--model", str(tiny_face_mae_affect_dir)]
+    assert main([*common, "--output", str(tmp_path / "aligned"), "--landmarks"]) == 0
+    aligned = pd.read_csv(tmp_path / "aligned" / "synth_000.csv")
+    columns = [f"{name}_{axis}" for name in LANDMARKS for axis in "xy"]
+    assert list(aligned.columns[7:16]) == ["face_roll", *columns]
+    found = (aligned["has_face"] == 1) & (truth["visible"] == 1)
+    assert found.mean() > 0.85
+    assert (aligned.loc[found, "face_roll"] - truth.loc[found, "angle"]).abs().mean() < 3
+    offsets = (aligned.loc[found, columns].to_numpy() - truth.loc[found, columns].to_numpy()).reshape(-1, 4, 2)
+    landmark_error = np.hypot(offsets[..., 0], offsets[..., 1])
+    assert np.median(landmark_error) < 0.05 * truth["size"].mean()
+    assert main([*common, "--output", str(tmp_path / "haar"), "--detector", "haar"]) == 0
+    haar = pd.read_csv(tmp_path / "haar" / "synth_000.csv")
+    assert haar["has_face"].mean() > 0.85 and haar["face_roll"].isna().all() and columns[0] not in haar

@@ -67,3 +67,9 @@ def test_hub_id_without_network_fails_at_once(image, tmp_path):
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "'nope'" in lines[0], result.stderr
+
+
+def test_unknown_face_detector_fails_before_the_model_loads(image, tmp_path, capsys):
+    status = main(["predict", str(image), "--model", "nope", "--output", str(tmp_path / "o"), "--detector", "mtcnn"])
+    line = one_error_line(capsys)
+    assert status == 2 and "'mtcnn'" in line and "blazeface" in line  # not the model's error: checked first
