@@ -104,6 +104,17 @@ def test_blazeface_finds_a_turned_face_and_nothing_in_an_empty_room(blazeface):
     assert blazeface(np.zeros((240, 320, 3), np.uint8)) == []
 
 
+def test_small_faces_are_found_in_tiles(blazeface):
+    """A face box of 5% of the frame's side is ~10 pixels of the model's input in one pass, too small: the tiles
+    enlarge it. The pipeline detects on frames shrunk to 320 pixels, where the frontal cascade's 24-pixel minimum
+    is 7.5%."""
+    frame = cv2.resize(scene([Placement(420, 150, 45, 0)], size=(640, 480)), (320, 240), interpolation=cv2.INTER_AREA)
+    [box] = blazeface(frame)
+    assert np.hypot(box.centre[0] - 210, box.centre[1] - 75) < 8 and 10 < box.w < 20
+    assert blazeface(frame, min_size=60) == []  # a search for larger faces skips the tiles and finds nothing
+    assert HaarFaceDetector()(frame) == []
+
+
 def test_blazeface_boxes_are_in_the_image_pixels_and_respect_the_size_bounds(blazeface):
     placement = Placement(100, 150, 90, 0)
     frame = scene([placement], size=(480, 270))  # letterboxed: not square
