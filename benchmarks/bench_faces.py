@@ -6,8 +6,8 @@
 SynthAffect's `face_tracks/<video>.csv` says where each face was drawn in the raw video: the square its aligned crop
 shows (centre, side, roll) and the landmarks it was aligned on, and whether a hand hides it. Each detector runs as
 the pipeline runs it (`FaceTracker` with the pipeline's defaults, every face kept) on the raw videos as generated
-and turned by `--turn` degrees (frames and ground truth rotated about the frame's centre: heads tilted further than
-SynthAffect's +-11 degrees). Per detector and condition:
+turned by `--turn` degrees (heads tilted further than SynthAffect's +-11 degrees), and shrunk by `--far` (faces
+farther from the camera), frames and ground truth alike, about the frame's centre. Per detector and condition:
 
 * detection rate: visible frames where the face's track has a box; false detections: hidden frames where it has;
 * landmark error: mean distance of the four landmarks to the drawn ones (a detector without landmarks has none);
@@ -31,6 +31,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -48,9 +49,31 @@ DETECTORS = ("haar", "blazeface")
 DETECTION_SIZE = 320  # AffectPipeline's default
 
 
-def rotation(degrees: float, width: int, height: int) -> np.ndarray:
-    """2x3: turn a frame `degrees` counter-clockwise (on screen) about its centre."""
-    return cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+class View(NamedTuple):
+    """How the raw frames are shown to the detector: turned (degrees, counter-clockwise) and scaled about the
+    frame's centre; what falls outside the frame repeats its border pixels."""
+
+    angle: float = 0.0
+    scale: float = 1.0
+
+    def matrix(self, width: int, height: int) -> np.ndarray:
+        return cv2.getRotationMatrix2D((width / 2, height / 2), self.angle, self.scale)
+
+    def frame(self, image: np.ndarray) -> np.ndarray:
+        if self == View():
+            return image
+        height, width = image.shape[:2]
+        return cv2.warpAffine(image, self.matrix(width, height), (width, height), borderMode=cv2.BORDER_REPLICATE)
+
+    def truth(self, truth: pd.DataFrame, width: int, height: int) -> pd.DataFrame:
+        if self == View():
+            return truth
+        matrix, truth = self.matrix(width, height), truth.copy()
+        for x, y in [("cx", "cy"), *((f"{name}_x", f"{name}_y") for name in LANDMARKS)]:
+            truth[[x, y]] = truth[[x, y]].to_numpy() @ matrix[:, :2].T + matrix[:, 2]
+        truth["angle"] += self.angle
+        truth["size"] *= self.scale
+        return truth
 
 
 def read_truth(root: Path, video: str) -> dict[str, pd.DataFrame]:
@@ -59,31 +82,17 @@ def read_truth(root: Path, video: str) -> dict[str, pd.DataFrame]:
     return {path.stem: pd.read_csv(path) for path in files if path.stem in (video, f"{video}_left", f"{video}_right")}
 
 
-def turned_truth(truth: pd.DataFrame, degrees: float, width: int, height: int) -> pd.DataFrame:
-    if not degrees:
-        return truth
-    turn, truth = rotation(degrees, width, height), truth.copy()
-    for x, y in [("cx", "cy"), *((f"{name}_x", f"{name}_y") for name in LANDMARKS)]:
-        truth[[x, y]] = truth[[x, y]].to_numpy() @ turn[:, :2].T + turn[:, 2]
-    truth["angle"] += degrees
-    return truth
-
-
 def square_iou(a: AlignedSquare, b: AlignedSquare) -> float:
     overlap, _ = cv2.intersectConvexConvex(a.corners().astype(np.float32), b.corners().astype(np.float32))
     return float(overlap / (a.size**2 + b.size**2 - overlap))
 
 
-def track_video(detector, path: Path, degrees: float) -> tuple[list, float, int]:
+def track_video(detector, path: Path, view: View) -> tuple[list, float, int]:
     """The people the pipeline's tracker finds (boxes in full-frame pixels), its seconds and the frame count."""
     media = open_media(path)
     tracker, seconds, frames = FaceTracker(detector), 0.0, 0
     for frame in media.frames(max_side=DETECTION_SIZE):
-        image, scale = frame.image, media.width / frame.image.shape[1]
-        if degrees:
-            height, width = image.shape[:2]
-            turn = rotation(degrees, width, height)
-            image = cv2.warpAffine(image, turn, (width, height), borderMode=cv2.BORDER_REPLICATE)
+        image, scale = view.frame(frame.image), media.width / frame.image.shape[1]
         started = time.perf_counter()
         tracker.update(image)
         seconds += time.perf_counter() - started
@@ -105,7 +114,7 @@ def nearest_person(people: list, truth: pd.DataFrame):
     return min(people, key=distance, default=None)
 
 
-def detection_rows(root: Path, videos: list[str], detectors: dict, degrees: float) -> dict[str, dict]:
+def detection_rows(root: Path, videos: list[str], detectors: dict, view: View) -> dict[str, dict]:
     """Detection, crop and roll figures (and the face stage's time per frame) of each detector."""
     results = {}
     for name, detector in detectors.items():
@@ -113,11 +122,11 @@ def detection_rows(root: Path, videos: list[str], detectors: dict, degrees: floa
         ious, roll_errors, landmark_errors, seconds, frames = [], [], [], 0.0, 0
         for video in videos:
             path = root / "videos" / f"{video}.mp4"
-            people, spent, count = track_video(detector, path, degrees)
+            people, spent, count = track_video(detector, path, view)
             seconds, frames = seconds + spent, frames + count
             media = open_media(path)
             for truth in read_truth(root, video).values():
-                truth = turned_truth(truth, degrees, media.width, media.height)
+                truth = view.truth(truth, media.width, media.height)
                 person = nearest_person(people, truth)
                 boxes = person.boxes if person else {}
                 for row in truth.itertuples():
@@ -154,7 +163,7 @@ def detection_rows(root: Path, videos: list[str], detectors: dict, degrees: floa
 
 def crop_speed(root: Path, video: str, detector) -> float:
     """Milliseconds to cut one face crop at full size (224 x 224) from the tracked boxes."""
-    people, _, _ = track_video(detector, root / "videos" / f"{video}.mp4", 0)
+    people, _, _ = track_video(detector, root / "videos" / f"{video}.mp4", View())
     boxes = people[0].boxes
     frames = [frame.image for frame in open_media(root / "videos" / f"{video}.mp4").frames()]
     started = time.perf_counter()
@@ -195,8 +204,8 @@ def agreement_rows(root: Path, videos: list[str], model: str, detectors: dict) -
     }
 
 
-def draw_crops(root: Path, video: str, detectors: dict, degrees: float, path: Path) -> None:
-    """A row per frame: the dataset's crop, then each detector's crop of the raw frame (as generated and turned)."""
+def draw_crops(root: Path, video: str, detectors: dict, views: dict[str, View], path: Path) -> None:
+    """A row per frame: the dataset's crop, then each detector's crop of the raw frame in each view."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,20 +215,17 @@ def draw_crops(root: Path, video: str, detectors: dict, degrees: float, path: Pa
     frame_numbers = truth.loc[truth["visible"] == 1, "frame"].to_numpy()[:: max(1, len(truth) // 4)][:4]
     media = open_media(root / "videos" / f"{video}.mp4")
     frames = [frame.image for frame in media.frames()]
-    columns = ["dataset crop"] + [f"{name}, {turn:g} deg" for turn in (0, degrees) for name in detectors]
+    columns = ["dataset crop"] + [f"{name},\n{view}" for view in views for name in detectors]
     size = (1.6 * len(columns), 1.7 * len(frame_numbers))
     figure, axes = plt.subplots(len(frame_numbers), len(columns), figsize=size, squeeze=False)
-    for turn_index, turn in enumerate((0, degrees)):
+    for view_index, view in enumerate(views.values()):
         for d, detector in enumerate(detectors.values()):
-            people, _, _ = track_video(detector, media.path, turn)
-            person = nearest_person(people, turned_truth(truth, turn, media.width, media.height))
+            people, _, _ = track_video(detector, media.path, view)
+            person = nearest_person(people, view.truth(truth, media.width, media.height))
             for r, number in enumerate(frame_numbers):
-                image = frames[number - 1]
-                if turn:
-                    turned = rotation(turn, media.width, media.height)
-                    image = cv2.warpAffine(image, turned, (media.width, media.height), borderMode=cv2.BORDER_REPLICATE)
+                image = view.frame(frames[number - 1])
                 box = person.boxes.get(number - 1) if person else None
-                ax = axes[r, 1 + turn_index * len(detectors) + d]
+                ax = axes[r, 1 + view_index * len(detectors) + d]
                 ax.imshow(crop_face(image, box, 112) if box else np.zeros((112, 112, 3), np.uint8))
     for r, number in enumerate(frame_numbers):
         axes[r, 0].imshow(cv2.imread(str(root / "cropped_aligned" / video / image_name(number)))[..., ::-1])
@@ -244,6 +250,7 @@ def main() -> None:
     parser.add_argument("--max-videos", type=int, help="measure detection on the first N raw videos (default: all)")
     parser.add_argument("--model", help="a trained FaceMAEForAffect for the agreement rows")
     parser.add_argument("--turn", type=float, default=30.0, help="extra roll of the turned condition (degrees)")
+    parser.add_argument("--far", type=float, default=3.0, help="the far condition shrinks the frames this much")
     parser.add_argument("--figure", type=Path, help="draw the crops of one video here (PNG)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -255,8 +262,12 @@ def main() -> None:
         root = args.data or generate_synthaffect(Path(folder) / "synth", args.videos, args.frames).root
         info = json.loads((root / "synthaffect.json").read_text())
         videos = sorted(path.stem for path in (root / "videos").glob("*.mp4"))[: args.max_videos]
-        conditions = {"as generated": 0.0, f"turned {args.turn:g} deg": args.turn}
-        table = {condition: detection_rows(root, videos, detectors, turn) for condition, turn in conditions.items()}
+        views = {
+            "as generated": View(),
+            f"turned {args.turn:g} deg": View(angle=args.turn),
+            f"far (1/{args.far:g} size)": View(scale=1 / args.far),
+        }
+        table = {condition: detection_rows(root, videos, detectors, view) for condition, view in views.items()}
         speed = {name: crop_speed(root, videos[0], detector) for name, detector in detectors.items()}
         agreement = {}
         if args.model:
@@ -265,7 +276,7 @@ def main() -> None:
             held_out = [name for name in held_out if name in single]
             agreement = agreement_rows(root, held_out, args.model, detectors)
         if args.figure:
-            draw_crops(root, videos[0], detectors, args.turn, args.figure)
+            draw_crops(root, videos[0], detectors, views, args.figure)
     counts = table["as generated"][DETECTORS[0]].pop("_counts")
     for condition in table.values():
         for row in condition.values():
