@@ -46,11 +46,10 @@ def litert_available() -> bool:
 
 
 class BlazeFaceDetector(FaceDetector):
-    """BlazeFace full range (module docstring): ~5 ms per frame on a CPU core, whatever the frame's size (it is
-    shrunk to 192x192). Boxes carry the four facial landmarks; the score is the model's probability."""
+    """BlazeFace full range (module docstring): one pass takes ~6 ms on a CPU core whatever the image's size (it is
+    shrunk to 192x192), a scan for faces of any size five (with the tiles). Boxes carry the four facial landmarks;
+    the score is the model's probability."""
 
-    landmark_names = ("right_eye", "left_eye", "nose_tip", "mouth_centre")
-    min_face_size = 10  # pixels of its 192x192 input
     # It needs the face's surroundings: in windows of 1.5 box sides (the Haar cascade's 0.75 each way) it missed a
     # third of the faces turned by 30 degrees, in windows of 2 none (benchmarks/bench_faces.py).
     search_radius = 1.0
@@ -76,9 +75,6 @@ class BlazeFaceDetector(FaceDetector):
             self._per_thread.interpreter = interpreter
             self._per_thread.indices = interpreter.get_input_details()[0]["index"], outputs[16], outputs[1]
         return self._per_thread.interpreter, self._per_thread.indices
-
-    def search_scale(self, face_side: float) -> float:
-        return 1.0  # the model shrinks every image to its input: a window shrunk first would only lose detail
 
     def __call__(self, image: np.ndarray, min_size: float = 0, max_size: float = float("inf")) -> list[Box]:
         side = max(image.shape[:2])

@@ -1,7 +1,7 @@
 """Face detection, tracking over time and face crops.
 
 - `FaceDetector` is the interface: an RGB image in, face boxes out, each with the face's landmarks when the detector
-  finds them (`alignment.LANDMARKS`). `default_face_detector()` is MediaPipe's BlazeFace (`blazeface`, bundled,
+  finds them (`alignment.LANDMARKS`). `face_detector()`'s default is MediaPipe's BlazeFace (`blazeface`, bundled,
   run by LiteRT), which finds turned and tilted faces with their eyes, nose and mouth; where LiteRT is not installed
   (it has no Windows wheels) it is OpenCV's frontal-face Haar cascade, which ships inside opencv-python and gives
   boxes only. Either works offline right after `pip install`; another detector plugs in by subclassing
@@ -9,7 +9,8 @@
 - `FaceTracker` follows faces through a video. Scanning a whole frame is the detector's expensive call, so it runs
   every `detect_every` frames, and on every frame while no face is followed or a followed face is lost. In between,
   each followed face is searched for only in a window around where it is expected (its last box moved on by its
-  recent motion), and the face is still measured on every frame. Boxes are linked to tracks by their overlap (IoU)
+  recent motion; for the Haar cascade shrunk so the face is three times its smallest: a third to a half of a full
+  scan's cost), and the face is still measured on every frame. Boxes are linked to tracks by their overlap (IoU)
   with those expected boxes, so two faces that cross keep their identities and a track never jumps to another
   person; a face unseen for up to `max_gap` frames (hidden, missed) continues its track.
 - `FaceTracker.faces()` turns tracks into people: tracks sorted by prominence (the sum of their box areas: big and
@@ -84,18 +85,14 @@ def iou(a: Box, b: Box) -> float:
 
 
 class FaceDetector(ABC):
-    """Finds faces in an RGB image (H, W, 3) uint8. `min_face_size` is the side (pixels) of the smallest face it
-    finds; `landmark_names` the landmarks its boxes carry (none: boxes only)."""
+    """Finds faces in an RGB image (H, W, 3) uint8, with their landmarks when it can."""
 
-    min_face_size: int = 24
-    landmark_names: tuple[str, ...] = ()
     search_radius: float = 0.75  # the tracker's window around a known face: this many box sides each way
 
     def search_scale(self, face_side: float) -> float:
         """How much the tracker shrinks the window it searches around a known face of this side (pixels) before
-        calling the detector: a detector whose cost grows with the pixels it scans is fast on a window shrunk so the
-        face is 3x the smallest it finds."""
-        return min(1.0, 3 * self.min_face_size / face_side)
+        calling the detector; 1: not at all."""
+        return 1.0
 
     @abstractmethod
     def __call__(self, image: np.ndarray, min_size: float = 0, max_size: float = float("inf")) -> list[Box]:
@@ -105,7 +102,8 @@ class FaceDetector(ABC):
 
 class HaarFaceDetector(FaceDetector):
     """OpenCV's Viola-Jones frontal-face cascade: no download, ~10-25 ms per 320x240 frame on a CPU core. It finds
-    roughly frontal faces (up to ~30 degrees of yaw); the score is the number of overlapping raw detections."""
+    roughly frontal faces (up to ~30 degrees of yaw), from `min_face_size` pixels; boxes only (no landmarks), scored
+    by the number of overlapping raw detections."""
 
     def __init__(
         self, min_face_size: int = 24, scale_factor: float = 1.1, min_neighbors: int = 4, cascade=HAAR_CASCADE
@@ -124,6 +122,11 @@ class HaarFaceDetector(FaceDetector):
         if not hasattr(self._per_thread, "cascade"):
             self._per_thread.cascade = cv2.CascadeClassifier(self.cascade_file)
         return self._per_thread.cascade
+
+    def search_scale(self, face_side: float) -> float:
+        """The cascade's cost grows with the pixels it scans: the window is shrunk so the face is 3x the smallest
+        it finds (a third to a half of a full scan's cost)."""
+        return min(1.0, 3 * self.min_face_size / face_side)
 
     def __call__(self, image: np.ndarray, min_size: float = 0, max_size: float = float("inf")) -> list[Box]:
         low = max(self.min_face_size, int(np.ceil(min_size)))
@@ -177,12 +180,14 @@ class FaceTrack:
     def expected_box(self, frame_index: int) -> Box:
         """Where the face should be at `frame_index`: its last box moved on at the pace (centre and size per frame)
         between its last two boxes."""
-        frames = list(self.boxes)[-2:]
-        last = self.boxes[frames[-1]]
-        if len(frames) < 2:
+        newest = reversed(self.boxes)  # not list(self.boxes): that would cost the track's length on every frame
+        last_frame = next(newest)
+        previous_frame = next(newest, None)
+        last = self.boxes[last_frame]
+        if previous_frame is None:
             return last
-        previous, steps = self.boxes[frames[0]], frames[1] - frames[0]
-        ahead = (frame_index - frames[-1]) / steps
+        previous = self.boxes[previous_frame]
+        ahead = (frame_index - last_frame) / (last_frame - previous_frame)
         (x0, y0), (x1, y1) = previous.centre, last.centre
         growth = (max(last.w, last.h) / max(previous.w, previous.h)) ** ahead
         return last.moved((x1 - x0) * ahead, (y1 - y0) * ahead, float(np.clip(growth, 0.5, 2.0)))
