@@ -19,7 +19,8 @@ farther from the camera), frames and ground truth alike, about the frame's centr
   the gap between what a model sees at inference and what it was trained on (single-person test and validation
   videos; no smoothing);
 * speed: milliseconds per frame of the face stage (decode at the pipeline's detection size excluded: detection
-  and tracking) and of cutting the crops at full size.
+  and tracking), of cutting the crops at full size, and of the Space's live webcam path (`predict_frame`: one
+  frame detected, cropped and predicted on its own, with a random demo-small model on one torch thread).
 
 Prints the CPU model and a markdown table; `--figure` draws the same frames' crops side by side (PNG).
 """
@@ -172,6 +173,37 @@ def crop_speed(root: Path, video: str, detector) -> float:
     return 1000 * (time.perf_counter() - started) / len(boxes)
 
 
+def live_frame_ms(root: Path, video: str, detectors: dict, frames: int = 30) -> dict[str, dict[str, float]]:
+    """The Space's live webcam path, `AffectPipeline.predict_frame`, on 640x480 frames (the raw video enlarged) with
+    a random demo-small model and one torch thread: milliseconds per frame in all, and in the face detector."""
+    import torch
+
+    from modeling_abaw import FaceMAEConfig, FaceMAEForAffect
+    from modeling_abaw.inference import AffectPipeline
+    from modeling_abaw.presets import face_mae_preset
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = FaceMAEForAffect(FaceMAEConfig(**face_mae_preset("demo-small")))
+    images = [cv2.resize(frame.image, (640, 480)) for frame in open_media(root / "videos" / f"{video}.mp4").frames()]
+    results = {}
+    for name, detector in detectors.items():
+        pipeline = AffectPipeline.from_model(model, device="cpu", dtype="float32", detector=detector)
+        pipeline.predict_frame(images[0])  # warm-up
+        started = time.perf_counter()
+        for image in images[1 : frames + 1]:
+            pipeline.predict_frame(image)
+        total = (time.perf_counter() - started) / frames
+        small = [cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA) for image in images[1 : frames + 1]]
+        started = time.perf_counter()
+        for image in small:
+            detector(image)
+        results[name] = {"total": 1000 * total, "detector": 1000 * (time.perf_counter() - started) / frames}
+    torch.set_num_threads(threads)
+    return results
+
+
 def agreement_rows(root: Path, videos: list[str], model: str, detectors: dict) -> dict[str, dict]:
     """Mean |difference| of the model's predictions on the pipeline's crops and on the dataset's crops."""
     from modeling_abaw.inference import AffectPipeline
@@ -269,6 +301,7 @@ def main() -> None:
         }
         table = {condition: detection_rows(root, videos, detectors, view) for condition, view in views.items()}
         speed = {name: crop_speed(root, videos[0], detector) for name, detector in detectors.items()}
+        live = live_frame_ms(root, videos[0], detectors)
         agreement = {}
         if args.model:
             single = {path.stem for path in (root / "videos").glob("*.mp4")}  # a two-person video has other names
@@ -291,11 +324,15 @@ def main() -> None:
             values = " | ".join(f"{rows[name][measure]:.3g}" for name in DETECTORS)
             print(f"| {measure} | {condition} | {values} |")
     print(f"| crop cut at 224 px (ms per face) | as generated | {' | '.join(f'{speed[n]:.2f}' for n in DETECTORS)} |")
+    for part in ("total", "detector"):
+        values = " | ".join(f"{live[name][part]:.1f}" for name in DETECTORS)
+        print(f"| live webcam frame, {part} (ms; 640x480, demo-small, 1 thread) | as generated | {values} |")
     for measure in next(iter(agreement.values()), {}):
         values = " | ".join(f"{agreement[name][measure]:.4f}" for name in DETECTORS)
         print(f"| {measure} | as generated | {values} |")
     if args.json:
-        args.json.write_text(json.dumps({"conditions": table, "crop_ms": speed, "agreement": agreement}, indent=1))
+        record = {"conditions": table, "crop_ms": speed, "live_ms": live, "agreement": agreement}
+        args.json.write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":
