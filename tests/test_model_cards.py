@@ -208,11 +208,12 @@ def test_pyproject_lists_every_package():
         ".".join(init.parent.relative_to(REPOSITORY).parts)
         for init in (REPOSITORY / "modeling_abaw").rglob("__init__.py")
     }
-    assert listed == packages | {"modeling_abaw.model_cards"}
+    assert listed == packages | {"modeling_abaw.model_cards", "modeling_abaw.inference.face_models"}
 
 
-def test_an_installed_wheel_finds_the_template(tmp_path):
-    """The wheel carries model_cards/ as modeling_abaw/model_cards/, where the installed package finds it."""
+def test_an_installed_wheel_finds_the_template_and_the_face_detector(tmp_path):
+    """The wheel carries model_cards/ as modeling_abaw/model_cards/, where the installed package finds it, and the
+    bundled BlazeFace model, which the installed package loads."""
     source = tmp_path / "source"
     for name in ("modeling_abaw", "model_cards"):
         shutil.copytree(REPOSITORY / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -233,3 +234,7 @@ def test_an_installed_wheel_finds_the_template(tmp_path):
     result = subprocess.run([sys.executable, "-c", find], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == site / "modeling_abaw" / "model_cards" / "model_card.md"
+    load = "from modeling_abaw.inference.blazeface import BlazeFaceDetector; print(BlazeFaceDetector().model_path)"
+    result = subprocess.run([sys.executable, "-c", load], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).parent == site / "modeling_abaw" / "inference" / "face_models"
