@@ -217,3 +217,23 @@ def test_predict_writes_roll_and_landmarks_and_runs_haar_on_request(
     assert main([*common, "--output", str(tmp_path / "haar"), "--detector", "haar"]) == 0
     haar = pd.read_csv(tmp_path / "haar" / "synth_000.csv")
     assert haar["has_face"].mean() > 0.85 and haar["face_roll"].isna().all() and columns[0] not in haar
+
+
+def test_a_tracked_face_found_much_less_surely_is_left_out_as_covered():
+    class Scored(ScriptedDetector):
+        occluded_score_ratio = 0.8
+
+    face = Box(100, 80, 60, 60)
+    scores = [0.9] * 8 + [0.62, 0.65] + [0.88] * 5  # a hand passes over the face at frames 8 and 9
+    detector = Scored([[face._replace(score=score)] for score in scores])
+    tracker = FaceTracker(detector, detect_every=1)
+    for t in range(len(scores)):
+        detector.frame = t
+        tracker.update(np.zeros((240, 320, 3), np.uint8))
+    [track] = tracker.tracks  # the covered frames neither extend the track nor start another
+    assert sorted(track.boxes) == [*range(8), *range(10, 15)]
+    plain = FaceTracker(ScriptedDetector(detector.script), detect_every=1)  # Haar-like scores: no such rule
+    for t in range(len(scores)):
+        plain.detector.frame = t
+        plain.update(np.zeros((240, 320, 3), np.uint8))
+    assert sorted(plain.tracks[0].boxes) == list(range(15))

@@ -12,7 +12,8 @@
   recent motion; for the Haar cascade shrunk so the face is three times its smallest: a third to a half of a full
   scan's cost), and the face is still measured on every frame. Boxes are linked to tracks by their overlap (IoU)
   with those expected boxes, so two faces that cross keep their identities and a track never jumps to another
-  person; a face unseen for up to `max_gap` frames (hidden, missed) continues its track.
+  person; a face unseen for up to `max_gap` frames (hidden, missed) continues its track. A tracked face the detector
+  finds far less surely than usual (a hand over it) is left out of that frame, as if hidden.
 - `FaceTracker.faces()` turns tracks into people: tracks sorted by prominence (the sum of their box areas: big and
   long-lived faces first); a track that never shares a frame with an earlier one continues it (a face that left the
   picture and came back, or was hidden for a while), otherwise it is another person. The first face is the main one.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import NamedTuple
 
 import cv2
@@ -88,6 +90,9 @@ class FaceDetector(ABC):
     """Finds faces in an RGB image (H, W, 3) uint8, with their landmarks when it can."""
 
     search_radius: float = 0.75  # the tracker's window around a known face: this many box sides each way
+    # A tracked face found with less than this fraction of its usual score is taken as covered (None: never); only
+    # for a detector whose scores are probabilities that drop when a face is covered.
+    occluded_score_ratio: float | None = None
 
     def search_scale(self, face_side: float) -> float:
         """How much the tracker shrinks the window it searches around a known face of this side (pixels) before
@@ -244,7 +249,8 @@ class FaceTracker:
             if overlap < self.iou_threshold:
                 break
             if t not in matched_tracks and d not in matched_detections:
-                active[t].boxes[self.frame_index] = detections[d]
+                if not self._looks_occluded(active[t], detections[d]):
+                    active[t].boxes[self.frame_index] = detections[d]
                 matched_tracks.add(t)
                 matched_detections.add(d)
         if full_scan:  # a window search only re-finds known faces; new faces come from full scans
@@ -253,6 +259,16 @@ class FaceTracker:
             ]
             self.tracks += new
             self.active += new
+
+    def _looks_occluded(self, track: FaceTrack, box: Box) -> bool:
+        """The face is found but much less surely than it usually is (the detector's `occluded_score_ratio` of its
+        median score over its last 25 boxes): something covers it, and its crop would mislead the model. The frame
+        is left without a box, so it takes the nearest face frame's predictions."""
+        ratio = self.detector.occluded_score_ratio
+        if ratio is None or len(track.boxes) < 5:
+            return False
+        recent = [track.boxes[index].score for index in islice(reversed(track.boxes), 25)]
+        return box.score < ratio * float(np.median(recent))
 
     def _search_near(self, image: np.ndarray, track: FaceTrack) -> list[Box]:
         """Faces of about the track's size in a window around where it is expected, shrunk as the detector likes."""
