@@ -24,8 +24,10 @@ def repo(tiny_synthaffect, tmp_path_factory):
     return build_synthaffect_repo(tiny_synthaffect, tmp_path_factory.mktemp("hub") / "synthaffect", "org/synth")
 
 
-def test_load_dataset_reads_every_annotated_frame_with_its_crop_and_labels(repo, tiny_synthaffect):
-    frames = load_dataset(str(repo))
+def test_load_dataset_reads_every_annotated_frame_with_its_crop_and_labels(repo, tiny_synthaffect, tmp_path):
+    # Its own cache: datasets keys a local folder's cache by the folder's name and file names, so a folder of the
+    # same name from an earlier run (another SynthAffect) would be read back instead.
+    frames = load_dataset(str(repo), cache_dir=str(tmp_path / "datasets-cache"))
     data = AffWild2(tiny_synthaffect)
     assert sorted(frames) == ["test", "train", "validation"]
     for split, table in frames.items():

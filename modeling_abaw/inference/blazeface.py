@@ -15,7 +15,10 @@ are dropped (they leave the picture as a head turns).
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
+from contextlib import contextmanager
 from importlib import resources
 
 import cv2
@@ -72,8 +75,9 @@ class BlazeFaceDetector(FaceDetector):
 
     def _interpreter(self):
         if not hasattr(self._per_thread, "interpreter"):
-            interpreter = self._interpreter_class(model_path=self.model_path, num_threads=1)
-            interpreter.allocate_tensors()
+            with _native_stderr_silenced():
+                interpreter = self._interpreter_class(model_path=self.model_path, num_threads=1)
+                interpreter.allocate_tensors()
             outputs = {detail["shape"][-1]: detail["index"] for detail in interpreter.get_output_details()}
             self._per_thread.interpreter = interpreter
             self._per_thread.indices = interpreter.get_input_details()[0]["index"], outputs[16], outputs[1]
@@ -117,6 +121,22 @@ class BlazeFaceDetector(FaceDetector):
         rows = np.hstack([centres - sizes / 2, centres + sizes / 2, keypoints])
         rows = rows * side - np.tile([left, top], rows.shape[1] // 2)
         return rows, 1 / (1 + np.exp(-logits[candidates]))
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """LiteRT's C++ core logs "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on the process's stderr when
+    an interpreter is made, with no setting to turn it off: a stray line in every command's output (and in the one
+    line a user error gets). The file descriptor is pointed at /dev/null meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _tiles(image: np.ndarray):
