@@ -64,6 +64,13 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, crop_size: int) -> np.n
     return cv2.warpAffine(image, transform, (crop_size, crop_size), borderMode=cv2.BORDER_REPLICATE)
 
 
+def aligned_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """Where the landmarks fall in their own aligned crop, in units of its side (as `ALIGNED_TEMPLATE`): the face's
+    layout with its place, scale and roll taken out."""
+    transform = alignment_transform(landmarks, 1)
+    return np.asarray(landmarks) @ transform[:, :2].T + transform[:, 2]
+
+
 def aligned_square(landmarks: np.ndarray) -> AlignedSquare:
     """Where in the frame the aligned crop of the face with these landmarks lies."""
     to_frame = cv2.invertAffineTransform(alignment_transform(landmarks, 1))

@@ -237,3 +237,42 @@ def test_a_tracked_face_found_much_less_surely_is_left_out_as_covered():
         plain.detector.frame = t
         plain.update(np.zeros((240, 320, 3), np.uint8))
     assert sorted(plain.tracks[0].boxes) == list(range(15))
+
+
+def test_a_track_that_starts_covered_loses_those_frames_once_it_has_a_history():
+    class Scored(ScriptedDetector):
+        occluded_score_ratio = 0.8
+
+    scores = [0.6, 0.62] + [0.9] * 12  # the video opens with a hand over the face
+    detector = Scored([[Box(100, 80, 60, 60, score)] for score in scores])
+    tracker = FaceTracker(detector, detect_every=1)
+    for t in range(len(scores)):
+        detector.frame = t
+        tracker.update(np.zeros((240, 320, 3), np.uint8))
+    assert sorted(tracker.tracks[0].boxes) == list(range(14))  # no history to judge frames 0 and 1 by, then
+    [face] = tracker.faces()
+    assert sorted(face.boxes) == list(range(2, 14))
+
+
+def test_a_tracked_face_with_landmarks_out_of_their_layout_is_left_out_as_covered():
+    """The face turns and grows frame by frame (its layout, in its aligned crop, stays); at frames 8 and 9 a hand
+    hides its nose and mouth, and the detector guesses them 5 % of the crop's side out of place (the nose towards the
+    hand, the mouth lower)."""
+
+    class Guessing(ScriptedDetector):
+        occluded_layout_change = 0.02
+
+    def face(t, guessed=False):
+        layout = ALIGNED_TEMPLATE + ([[0, 0], [0, 0], [0.05, 0], [0, 0.05]] if guessed else 0)
+        angle, side = np.radians(3 * t), 150 + 4 * t
+        rotation = side * np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+        points = (layout - 0.5) @ rotation.T + [160, 120]
+        return Box(*(points.min(0) - 20), *(np.ptp(points, 0) + 40), 0.9, tuple(map(tuple, points)))
+
+    detector = Guessing([[face(t, guessed=t in (8, 9))] for t in range(15)])
+    tracker = FaceTracker(detector, detect_every=1)
+    for t in range(15):
+        detector.frame = t
+        tracker.update(np.zeros((240, 320, 3), np.uint8))
+    [track] = tracker.tracks
+    assert sorted(track.boxes) == [*range(8), *range(10, 15)]

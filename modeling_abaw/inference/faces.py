@@ -13,7 +13,8 @@
   scan's cost), and the face is still measured on every frame. Boxes are linked to tracks by their overlap (IoU)
   with those expected boxes, so two faces that cross keep their identities and a track never jumps to another
   person; a face unseen for up to `max_gap` frames (hidden, missed) continues its track. A tracked face the detector
-  finds far less surely than usual (a hand over it) is left out of that frame, as if hidden.
+  finds far less surely than usual, or with its landmarks out of their usual layout (a hand over it), is left out
+  of that frame, as if hidden; a track's first frames are judged so once it has a history.
 - `FaceTracker.faces()` turns tracks into people: tracks sorted by prominence (the sum of their box areas: big and
   long-lived faces first); a track that never shares a frame with an earlier one continues it (a face that left the
   picture and came back, or was hidden for a while), otherwise it is another person. The first face is the main one.
@@ -34,11 +35,13 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from ..alignment import AlignedSquare, align_face, aligned_square
+from ..alignment import AlignedSquare, align_face, aligned_landmarks, aligned_square
 from ..errors import InputError
 
 HAAR_CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
 CROP_SCALE = 1.4
+OCCLUSION_HISTORY = 25  # a tracked face's usual score and landmark layout: over its last this many boxes
+MIN_OCCLUSION_HISTORY = 5  # boxes a track needs before its next ones are judged against them
 
 
 class Box(NamedTuple):
@@ -93,6 +96,9 @@ class FaceDetector(ABC):
     # A tracked face found with less than this fraction of its usual score is taken as covered (None: never); only
     # for a detector whose scores are probabilities that drop when a face is covered.
     occluded_score_ratio: float | None = None
+    # A tracked face whose landmarks, in its aligned crop, lie more than this (root mean square, in crop sides) from
+    # where they usually do is taken as covered (None: never): the detector guesses landmarks it cannot see.
+    occluded_layout_change: float | None = None
 
     def search_scale(self, face_side: float) -> float:
         """How much the tracker shrinks the window it searches around a known face of this side (pixels) before
@@ -170,6 +176,7 @@ class FaceTrack:
     """One face over time: the frame indices (0-based) where it was found, with its box there, in frame order."""
 
     boxes: dict[int, Box] = field(default_factory=dict)
+    _layouts: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def prominence(self) -> float:
@@ -181,6 +188,12 @@ class FaceTrack:
 
     def mean_centre(self) -> np.ndarray:
         return np.mean([box.centre for box in self.boxes.values()], axis=0)
+
+    def layout(self, frame_index: int) -> np.ndarray:
+        """The face's landmarks at that frame in its aligned crop (`alignment.aligned_landmarks`), computed once."""
+        if frame_index not in self._layouts:
+            self._layouts[frame_index] = aligned_landmarks(np.asarray(self.boxes[frame_index].landmarks))
+        return self._layouts[frame_index]
 
     def expected_box(self, frame_index: int) -> Box:
         """Where the face should be at `frame_index`: its last box moved on at the pace (centre and size per frame)
@@ -261,14 +274,31 @@ class FaceTracker:
             self.active += new
 
     def _looks_occluded(self, track: FaceTrack, box: Box) -> bool:
-        """The face is found but much less surely than it usually is (the detector's `occluded_score_ratio` of its
-        median score over its last 25 boxes): something covers it, and its crop would mislead the model. The frame
-        is left without a box, so it takes the nearest face frame's predictions."""
-        ratio = self.detector.occluded_score_ratio
-        if ratio is None or len(track.boxes) < 5:
+        """Something covers the face, and its crop would mislead the model: compared with the track's last
+        `OCCLUSION_HISTORY` boxes, it is found much less surely than usual (under the detector's
+        `occluded_score_ratio` of their median score), or its landmarks sit out of their usual layout (by more than
+        the detector's `occluded_layout_change`). The frame is left without a box, so it takes the nearest face
+        frame's predictions."""
+        recent = list(islice(reversed(track.boxes), OCCLUSION_HISTORY))
+        if len(recent) < MIN_OCCLUSION_HISTORY:
             return False
-        recent = [track.boxes[index].score for index in islice(reversed(track.boxes), 25)]
-        return box.score < ratio * float(np.median(recent))
+        ratio, change = self.detector.occluded_score_ratio, self.detector.occluded_layout_change
+        if ratio is not None and box.score < ratio * float(np.median([track.boxes[i].score for i in recent])):
+            return True
+        if change is None or box.landmarks is None or track.boxes[recent[0]].landmarks is None:
+            return False
+        usual = np.median([track.layout(i) for i in recent], axis=0)
+        offsets = aligned_landmarks(np.asarray(box.landmarks)) - usual
+        return float(np.sqrt(np.mean(np.sum(offsets**2, axis=1)))) > change
+
+    def _without_covered_start(self, track: FaceTrack) -> FaceTrack:
+        """The track without those of its first boxes that look covered (`_looks_occluded`) against its first
+        `OCCLUSION_HISTORY` boxes: they came before there was a history to judge them by (a video that starts
+        with a hand over the face)."""
+        history = FaceTrack(dict(islice(track.boxes.items(), OCCLUSION_HISTORY)))
+        early = list(islice(track.boxes, MIN_OCCLUSION_HISTORY))
+        covered = {index for index in early if self._looks_occluded(history, track.boxes[index])}
+        return FaceTrack({index: box for index, box in track.boxes.items() if index not in covered})
 
     def _search_near(self, image: np.ndarray, track: FaceTrack) -> list[Box]:
         """Faces of about the track's size in a window around where it is expected, shrunk as the detector likes."""
@@ -290,9 +320,8 @@ class FaceTracker:
         """People in the video, main face first (module docstring). Tracks shorter than `min_frames` frames (or the
         whole video, if shorter) are dropped: detectors' false alarms rarely last."""
         min_frames = min(min_frames, self.frame_index + 1)
-        tracks = sorted(
-            (t for t in self.tracks if len(t.boxes) >= min_frames), key=lambda t: t.prominence, reverse=True
-        )
+        tracks = (self._without_covered_start(track) for track in self.tracks)
+        tracks = sorted((t for t in tracks if len(t.boxes) >= min_frames), key=lambda t: t.prominence, reverse=True)
         people: list[FaceTrack] = []
         for track in tracks:
             free = [person for person in people if not person.boxes.keys() & track.boxes.keys()]
