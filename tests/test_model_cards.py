@@ -234,7 +234,7 @@ def test_an_installed_wheel_finds_the_template_and_the_face_detector(tmp_path):
     result = subprocess.run([sys.executable, "-c", find], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == site / "modeling_abaw" / "model_cards" / "model_card.md"
-    load = "from modeling_abaw.inference.blazeface import BlazeFaceDetector; print(BlazeFaceDetector().model_path)"
+    load = "from modeling_abaw.inference.blazeface import BlazeFaceDetector; print(BlazeFaceDetector().models_dir)"
     result = subprocess.run([sys.executable, "-c", load], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert Path(result.stdout.strip()).parent == site / "modeling_abaw" / "inference" / "face_models"
+    assert Path(result.stdout.strip()) == site / "modeling_abaw" / "inference" / "face_models"
