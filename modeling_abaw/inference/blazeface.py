@@ -118,10 +118,7 @@ class BlazeFaceDetector(FaceDetector):
 
     def __call__(self, image: np.ndarray, min_size: float = 0, max_size: float = float("inf")) -> list[Box]:
         side = max(image.shape[:2])
-        if min_size >= CLOSE_FACE * side:
-            rows, scores = self._detect(image, SHORT_RANGE)
-        else:
-            rows, scores = self._detect(image, FULL_RANGE)
+        rows, scores = self._detect(image, SHORT_RANGE if min_size >= CLOSE_FACE * side else FULL_RANGE)
         if min_size < SMALLEST_RELIABLE_FACE * side / FULL_RANGE.input_size:  # too small for one pass are asked for
             for x, y, tile in _tiles(image):
                 tile_rows, tile_scores = self._detect(tile, FULL_RANGE)

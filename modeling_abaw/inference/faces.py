@@ -298,6 +298,8 @@ class FaceTracker:
         history = FaceTrack(dict(islice(track.boxes.items(), OCCLUSION_HISTORY)))
         early = list(islice(track.boxes, MIN_OCCLUSION_HISTORY))
         covered = {index for index in early if self._looks_occluded(history, track.boxes[index])}
+        if not covered:
+            return track
         return FaceTrack({index: box for index, box in track.boxes.items() if index not in covered})
 
     def _search_near(self, image: np.ndarray, track: FaceTrack) -> list[Box]:
