@@ -141,7 +141,7 @@ def expected_table_columns(landmarks=False):
     face = ["face_x", "face_y", "face_w", "face_h", "face_roll"]
     if landmarks:
         face += [f"{name}_{axis}" for name in LANDMARKS for axis in "xy"]
-    return ["frame", "timestamp", "has_face", *face, *AU.labels, *EXPR.labels, "expression", *VA.labels]
+    return ["frame", "timestamp", "has_face", "predicted", *face, *AU.labels, *EXPR.labels, "expression", *VA.labels]
 
 
 @pytest.fixture

@@ -327,7 +327,7 @@ def test_tmf_pipeline_with_and_without_audio(tmp_path, synth, tiny_tmf_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the SynthAffect video has audio: no warning
         table = pipeline(synth[0] / "videos" / "synth_000.mp4")
-    expected_columns = [*TABLE_COLUMNS[:8], *EXPR.labels, "expression", *VA.labels]
+    expected_columns = [*TABLE_COLUMNS[:9], *EXPR.labels, "expression", *VA.labels]
     assert list(table.columns) == expected_columns and len(table) == 40  # 40 frames = 4 clips of 12, padded
     assert not table[[*EXPR.labels, *VA.labels]].isna().any(axis=None)
 

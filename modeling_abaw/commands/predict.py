@@ -17,8 +17,8 @@ def add_subcommand(subparsers) -> None:
         help="predict action units, expression and valence/arousal for every frame of videos and images",
         description="Detect and track the main face of each video or image, predict its action units, expression "
         "and valence/arousal for every frame with a FaceMAEForAffect or TMFForAffect checkpoint, and write "
-        "OUTPUT/<name>.csv (one row per frame: frame, timestamp, has_face, the face box face_x, face_y, face_w, "
-        "face_h, its roll face_roll, then the model's predictions) and OUTPUT/<name>.png (a figure of the "
+        "OUTPUT/<name>.csv (one row per frame: frame, timestamp, has_face, predicted, the face box face_x, face_y, "
+        "face_w, face_h, its roll face_roll, then the model's predictions) and OUTPUT/<name>.png (a figure of the "
         "predictions over time). "
         "<name> is the input's file name without its extension; inputs whose names differ only by their "
         "extension keep it (x.mp4 -> x.mp4.csv, x.jpg -> x.jpg.csv), and files of the same name from different "
@@ -56,6 +56,13 @@ def add_subcommand(subparsers) -> None:
         default="auto",
         help="face detector: blazeface (landmarks: aligned crops, face_roll), haar (boxes only), or auto (default: "
         "blazeface where LiteRT is installed, else haar)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="encode every k-th face frame and interpolate the frames between (linear in time, before smoothing; "
+        "the `predicted` column marks encoded frames): about k times less encoder work (default 1: every frame)",
     )
     parser.add_argument(
         "--landmarks",
@@ -122,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         clip_stride=args.clip_stride,
         detector=detector,
         landmarks=args.landmarks,
+        stride=args.stride,
         progress=True,
     )
     if args.abaw_format:

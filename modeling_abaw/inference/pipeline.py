@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -41,12 +41,15 @@ from ..evaluation import affect_predictions, tmf_inputs
 from ..media import AudioClip, Media, load_audio, open_media, read_image, video_frame_times
 from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
 from ..modeling_tmf import TMFForAffect
+from ..prefetch import prefetch
 from ..smoothing import fill_missing_frames, postprocess_video, validate_smoothing_policy
 from ..tasks import SMOOTHING_FILTERS, TASKS, default_smoothing_policy
 from .checkpoints import load_audio_backbone, load_checkpoint
 from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, crop_face, face_detector
 
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
+# 1 where the encoder saw the frame's face, 0 where its predictions were interpolated (`stride`) or filled (no face).
+PREDICTED_COLUMN = "predicted"
 ROLL_COLUMN = "face_roll"
 LANDMARK_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARKS for axis in "xy")
 # The column naming the decided class of a multiclass task (EXPR, the one such task: its most probable expression).
@@ -108,6 +111,28 @@ def is_fusion_model(model) -> bool:
     return type(model).__name__ == TMFForAffect.__name__
 
 
+def stride_keyframes(face_frames: Sequence[int], stride: int) -> np.ndarray:
+    """The frames to encode, sorted: every `stride`-th frame of each run of consecutive face frames, counted from
+    the run's first, and each run's last frame, so every face frame between two encoded ones lies in the same run
+    (no interpolation across a stretch without the face)."""
+    frames = np.unique(np.asarray(face_frames, dtype=np.int64))
+    if stride == 1 or len(frames) == 0:
+        return frames
+    run_first = np.r_[True, np.diff(frames) > 1]
+    run_start = np.maximum.accumulate(np.where(run_first, np.arange(len(frames)), 0))
+    run_last = np.r_[run_first[1:], True]
+    return frames[((np.arange(len(frames)) - run_start) % stride == 0) | run_last]
+
+
+def interpolate_frames(values: np.ndarray, known: np.ndarray, wanted: np.ndarray, times: np.ndarray) -> None:
+    """Fill the rows `wanted` of `values` (T, C), in place, by linear interpolation in time between the rows
+    `known` (sorted frame indices; `times` the frames' timestamps), each column apart."""
+    if len(wanted) == 0:
+        return
+    for column in range(values.shape[1]):
+        values[wanted, column] = np.interp(times[wanted], times[known], values[known, column])
+
+
 class AffectPipeline:
     """Predict AU probabilities, expression probabilities and valence/arousal for every frame of a video or image.
 
@@ -126,6 +151,10 @@ class AffectPipeline:
         detection_size: longer side (pixels) frames are shrunk to for detection and tracking; boxes are reported in
             the original frame's pixels. Faces are found down to ~4% of the longer side by BlazeFace (faces of
             drawn SynthAffect people: all at 4%), ~9% by the Haar detector (24-pixel minimum: 7 of 8 at 7.5%).
+        stride: encode every `stride`-th frame of each stretch of face frames (and the stretch's last frame); the
+            face frames between take predictions interpolated linearly in time from the encoded ones (for a TMF
+            model, the visual features), before smoothing. The `predicted` column marks the encoded frames. Videos
+            only: `predict_crops` (challenge submissions) encodes every crop.
         detect_every: frames between full-frame detection scans while faces are being tracked (a face entering
             the picture while another is tracked is found within this many frames: one second at 25 fps).
         min_face_frames: a face must be found in this many frames to count (rejects brief false detections).
@@ -150,6 +179,7 @@ class AffectPipeline:
         smoothing: str | Mapping | None = None,
         all_faces: bool = False,
         detection_size: int = 320,
+        stride: int = 1,
         detect_every: int = 25,
         min_face_frames: int = 5,
         crop_scale: float = CROP_SCALE,
@@ -165,6 +195,8 @@ class AffectPipeline:
             self._check_fusion_inputs()
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
+        if stride < 1:
+            raise InputError(f"stride must be positive, got {stride}")
         if clip_stride is not None and clip_stride < 1:
             raise InputError(f"clip_stride must be positive, got {clip_stride}")
         self.tasks = list(model.config.tasks)
@@ -181,7 +213,7 @@ class AffectPipeline:
         self.face_crops, self.batch_size, self.all_faces = face_crops, batch_size, all_faces
         self.detection_size, self.detect_every, self.min_face_frames = detection_size, detect_every, min_face_frames
         self.crop_scale, self.clip_stride, self.progress = crop_scale, clip_stride, progress
-        self.landmarks = landmarks
+        self.landmarks, self.stride = landmarks, stride
 
     def _check_fusion_inputs(self) -> None:
         config = self.model.config
@@ -250,7 +282,8 @@ class AffectPipeline:
         """Predictions for one image or video: one row per frame (and per face with `all_faces`).
 
         Columns: frame (1-based), timestamp (s, the frame's time by `modeling_abaw.media`'s rule), has_face (0/1;
-        0 with predictions = filled from the nearest frame with a face), face_x, face_y, face_w, face_h (pixels of
+        0 with predictions = filled from the nearest frame with a face), predicted (0/1: 1 where the encoder saw
+        the face, 0 where predictions were interpolated (`stride`) or filled), face_x, face_y, face_w, face_h (pixels of
         the original frame), face_roll (degrees, counter-clockwise, from the landmarks; empty without them), with
         `landmarks` the landmarks' x and y (`LANDMARK_COLUMNS`), then per task of the model: AU probabilities
         (AU1 ... AU26), expression probabilities
@@ -269,17 +302,17 @@ class AffectPipeline:
                     NoFaceWarning,
                     stacklevel=2,
                 )
-                return self._table(times, FaceTrack(), None)
+                return self._table(times, FaceTrack(), None, None)
             bar.reset(total=len(times))
             bar.set_postfix_str("affect")
-            outputs = self._encode(media, faces, len(times), bar)
+            outputs, encoded = self._encode(media, faces, times, bar)
         has_face = [np.isin(np.arange(len(times)), list(face.boxes)) for face in faces]
         if self.is_fusion:
             audio = self._audio(None if media.is_image else media.path, times)
             outputs = [self._fuse(output["features"], mask, audio) for output, mask in zip(outputs, has_face)]
         tables = [
-            self._table(times, face, postprocess_video(output, mask, self.smoothing_policy))
-            for face, output, mask in zip(faces, outputs, has_face)
+            self._table(times, face, postprocess_video(output, mask, self.smoothing_policy), frames)
+            for face, output, mask, frames in zip(faces, outputs, has_face, encoded)
         ]
         if not self.all_faces:
             return tables[0]
@@ -367,24 +400,36 @@ class AffectPipeline:
         ]
         return times, faces if self.all_faces else faces[:1]
 
-    def _encode(self, media: Media, faces: list[FaceTrack], num_frames: int, bar: tqdm) -> list[dict[str, np.ndarray]]:
-        """Second pass: the encoder's outputs for every face crop, as per-face (T, C) arrays (NaN without a face)."""
+    def _encode(
+        self, media: Media, faces: list[FaceTrack], times: np.ndarray, bar: tqdm
+    ) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
+        """Second pass: the encoder's outputs for every face frame, as per-face (T, C) arrays (NaN without a face),
+        with the frames each face was encoded at (every frame, or `stride_keyframes`; the others interpolated).
+        Frames are decoded and cropped in a background thread while the encoder runs."""
+        encoded = [stride_keyframes(list(face.boxes), self.stride) for face in faces]
         outputs: list[dict[str, np.ndarray]] = [{} for _ in faces]
-        crops, keys = [], []
-
-        def flush() -> None:
+        for crops, keys in prefetch(self._crop_batches(media, faces, encoded, bar)):
             numbers, indices = np.asarray(keys).T
             for name, values in self._encode_crops(crops, resize=self.face_crops).items():
                 for number in np.unique(numbers):
                     if name not in outputs[number]:
-                        outputs[number][name] = np.full((num_frames, values.shape[1]), np.nan, np.float32)
+                        outputs[number][name] = np.full((len(times), values.shape[1]), np.nan, np.float32)
                     outputs[number][name][indices[numbers == number]] = values[numbers == number]
-            crops.clear()
-            keys.clear()
+        for output, face, frames in zip(outputs, faces, encoded):
+            between = np.setdiff1d(list(face.boxes), frames)
+            for values in output.values():
+                interpolate_frames(values, frames, between, times)
+        return outputs, encoded
 
+    def _crop_batches(
+        self, media: Media, faces: list[FaceTrack], encoded: list[np.ndarray], bar: tqdm
+    ) -> Iterator[tuple[list[np.ndarray], list[tuple[int, int]]]]:
+        """Batches of (face crops, their (face number, frame index)) of the frames to encode, in frame order."""
+        encoded = [set(frames.tolist()) for frames in encoded]
+        crops, keys = [], []
         for index, frame in enumerate(media.frames()):
-            for number, face in enumerate(faces):
-                if index in face.boxes:
+            for number, (face, frames) in enumerate(zip(faces, encoded)):
+                if index in frames:
                     crop = (
                         frame.image
                         if self.face_crops
@@ -393,11 +438,11 @@ class AffectPipeline:
                     crops.append(crop)
                     keys.append((number, index))
             if len(crops) >= self.batch_size:
-                flush()
+                yield crops, keys
+                crops, keys = [], []
             bar.update()
         if crops:
-            flush()
-        return outputs
+            yield crops, keys
 
     @torch.inference_mode()
     def _encode_crops(self, crops: list[np.ndarray], resize: bool) -> dict[str, np.ndarray]:
@@ -453,8 +498,17 @@ class AffectPipeline:
         counts = np.bincount(positions.reshape(-1), minlength=num_frames + 1)[:num_frames, None]
         return {name: (total[:num_frames] / counts).astype(np.float32) for name, total in sums.items()}
 
-    def _table(self, times: np.ndarray, face: FaceTrack, predictions: dict[str, np.ndarray] | None) -> pd.DataFrame:
+    def _table(
+        self,
+        times: np.ndarray,
+        face: FaceTrack,
+        predictions: dict[str, np.ndarray] | None,
+        encoded: np.ndarray | None,
+    ) -> pd.DataFrame:
         num_frames = len(times)
+        predicted = np.zeros(num_frames, np.int64)
+        if encoded is not None:
+            predicted[encoded] = 1
         boxes = np.full((num_frames, 4), np.nan)
         roll = np.full(num_frames, np.nan)
         points = np.full((num_frames, len(LANDMARK_COLUMNS)), np.nan)
@@ -467,6 +521,7 @@ class AffectPipeline:
             "frame": np.arange(1, num_frames + 1),
             "timestamp": times,
             "has_face": (~np.isnan(boxes[:, 0])).astype(np.int64),
+            PREDICTED_COLUMN: predicted,
             **dict(zip(BOX_COLUMNS, np.round(boxes, 1).T)),
             ROLL_COLUMN: np.round(roll, 1),
         }
