@@ -20,6 +20,7 @@ Conventions shared by everything here:
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -97,7 +98,8 @@ class AudioFeatureExtractor(ABC):
     Window k covers samples [k * stride, k * stride + receptive_field) of the clip. Long clips are processed in
     chunks of `chunk_seconds` of windows, each run with `context_seconds` of extra audio on both sides (for models
     whose windows see beyond their own samples, like the SSL transformers); only the chunk's own windows are kept,
-    so the stitched output has every window exactly once and continuous timestamps, and memory is bounded.
+    so the stitched output has every window exactly once and continuous timestamps, and memory is bounded. `stream`
+    does the same on audio that arrives in pieces (`media.stream_audio`), so a long video's audio is never whole.
 
     `backbone` is the extractor's spec (module docstring): `load_audio_extractor(name, **backbone)` rebuilds it.
     """
@@ -122,37 +124,70 @@ class AudioFeatureExtractor(ABC):
     def _encode(self, segment: np.ndarray) -> np.ndarray:
         """Features (num_windows, feature_size) of a segment at least `receptive_field` samples long."""
 
-    def _prepare(self, waveform: np.ndarray) -> np.ndarray:
-        """Whole-clip input normalisation, done before chunking so every chunk sees the same scaling."""
-        return waveform
+    def _normaliser(self, clips: Callable[[], Iterable[AudioClip]]) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The whole-clip input normalisation, applied to every piece of the clip before chunking so every chunk
+        sees the same scaling; None: none. May read the clip once (`clips()`) for its statistics."""
+        return None
 
     def __call__(self, audio: AudioClip) -> AudioFeatures:
-        if audio.sample_rate != self.sample_rate:
-            raise ValueError(f"{self.name} expects {self.sample_rate} Hz audio, got {audio.sample_rate} Hz.")
-        if not audio.present:
+        """The features of a whole clip (`stream` on it, concatenated)."""
+        pieces = list(self.stream(lambda: [audio]))
+        if not pieces:
             return AudioFeatures(np.zeros((0, self.feature_size), np.float32), np.zeros(0, np.float64))
+        return AudioFeatures(
+            np.concatenate([piece.values for piece in pieces]), np.concatenate([piece.timestamps for piece in pieces])
+        )
 
-        waveform = self._prepare(audio.waveform.astype(np.float32, copy=False))
-        if len(waveform) < self.receptive_field:
-            # Zero-pad a clip shorter than one window so that any non-empty audio gives at least one feature.
-            waveform = np.pad(waveform, (0, self.receptive_field - len(waveform)))
-        num_windows = 1 + (len(waveform) - self.receptive_field) // self.stride
+    def stream(self, clips: Callable[[], Iterable[AudioClip]]) -> Iterator[AudioFeatures]:
+        """The features of a clip given as consecutive pieces (e.g. `media.stream_audio`), a chunk of windows at a
+        time, each as soon as its samples (and their context) have arrived: the same values as the whole clip's,
+        with memory bounded by the chunk. `clips()` starts the pieces from the beginning; it is called twice when
+        the normalisation needs the whole clip's statistics. No pieces (or empty ones): absent audio, no features.
+        """
+        normalise = self._normaliser(clips)
         chunk = max(1, round(self.chunk_seconds * self.sample_rate / self.stride))
         context = math.ceil(self.context_seconds * self.sample_rate / self.stride)
+        buffer, buffer_start, total, first, start_time = np.zeros(0, np.float32), 0, 0, 0, None
 
-        pieces = []
-        for first in range(0, num_windows, chunk):
-            last = min(first + chunk, num_windows)
+        def windows(last: int) -> AudioFeatures:
+            """Windows [first, last), encoded with up to `context` windows of audio on each side."""
             left = min(context, first)
             start = (first - left) * self.stride
-            end = min(len(waveform), (last - 1 + context) * self.stride + self.receptive_field)
-            pieces.append(self._encode(waveform[start:end])[left : left + last - first])
-        values = np.concatenate(pieces).astype(np.float32, copy=False)
-        if len(values) != num_windows:
-            raise RuntimeError(f"{self.name} gave {len(values)} frames where its conv geometry predicts {num_windows}.")
+            end = min(total, (last - 1 + context) * self.stride + self.receptive_field)
+            values = self._encode(buffer[start - buffer_start : end - buffer_start])[left : left + last - first]
+            if len(values) != last - first:
+                raise RuntimeError(
+                    f"{self.name} gave {len(values)} frames where its conv geometry predicts {last - first}."
+                )
+            centres = np.arange(first, last) * self.stride + self.receptive_field / 2
+            return AudioFeatures(values.astype(np.float32, copy=False), start_time + centres / self.sample_rate)
 
-        centres = np.arange(num_windows) * self.stride + self.receptive_field / 2
-        return AudioFeatures(values, audio.start_time + centres / self.sample_rate)
+        for clip in clips():
+            if clip.sample_rate != self.sample_rate:
+                raise ValueError(f"{self.name} expects {self.sample_rate} Hz audio, got {clip.sample_rate} Hz.")
+            if not clip.present:
+                continue
+            if start_time is None:
+                start_time = clip.start_time
+            waveform = clip.waveform.astype(np.float32, copy=False)
+            buffer = np.concatenate([buffer, normalise(waveform) if normalise else waveform])
+            total += len(waveform)
+            # A full chunk of windows is encoded once its right context has arrived too: then its segment is the
+            # one the whole clip would give it.
+            while total >= (first + chunk - 1 + context) * self.stride + self.receptive_field:
+                yield windows(first + chunk)
+                first += chunk
+                keep = (first - min(context, first)) * self.stride  # the next chunk's left context onwards
+                buffer, buffer_start = buffer[keep - buffer_start :], keep
+        if start_time is None:
+            return
+        if total < self.receptive_field:
+            # Zero-pad a clip shorter than one window so that any non-empty audio gives at least one feature.
+            buffer, total = np.pad(buffer, (0, self.receptive_field - total)), self.receptive_field
+        num_windows = 1 + (total - self.receptive_field) // self.stride
+        while first < num_windows:
+            yield windows(min(first + chunk, num_windows))
+            first = min(first + chunk, num_windows)
 
 
 class SSLAudioExtractor(AudioFeatureExtractor):
@@ -200,11 +235,23 @@ class SSLAudioExtractor(AudioFeatureExtractor):
     def backbone(self) -> dict:
         return {"model": self.model_id, "layer": self.layer}
 
-    def _prepare(self, waveform: np.ndarray) -> np.ndarray:
-        if self.feature_extractor is None:
-            return waveform
-        inputs = self.feature_extractor(waveform, sampling_rate=self.sample_rate, return_tensors="np")
-        return inputs["input_values"][0].astype(np.float32, copy=False)
+    def _normaliser(self, clips: Callable[[], Iterable[AudioClip]]) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The checkpoint feature extractor's zero-mean unit-variance normalisation (`do_normalize`), with the
+        whole clip's mean and variance, gathered over its pieces in float64 (Chan et al.'s pairwise update)."""
+        if not getattr(self.feature_extractor, "do_normalize", False):
+            return None
+        count, mean, squares = 0, 0.0, 0.0
+        for clip in clips():
+            if not clip.present:
+                continue
+            values = clip.waveform.astype(np.float64)
+            piece_mean, piece_squares = values.mean(), ((values - values.mean()) ** 2).sum()
+            delta, total = piece_mean - mean, count + len(values)
+            mean += delta * len(values) / total
+            squares += piece_squares + delta**2 * count * len(values) / total
+            count = total
+        scale = 1.0 / math.sqrt(squares / max(count, 1) + 1e-7)
+        return lambda waveform: ((waveform - mean) * scale).astype(np.float32)
 
     @torch.inference_mode()
     def _encode(self, segment: np.ndarray) -> np.ndarray:

@@ -17,11 +17,14 @@ memory does not grow with the video's length. The display rotation of phone vide
 Images are read with Pillow (EXIF orientation applied) and behave as a one-frame video at time 0.
 
 Audio is averaged to mono and resampled to 16 kHz float32; a file without an audio stream gives an *absent* clip
-(an `AudioClip` with an empty waveform), so a silent video never stops a pipeline.
+(an `AudioClip` with an empty waveform), so a silent video never stops a pipeline. `stream_audio` gives the same
+samples in bounded pieces, for long videos.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +58,8 @@ VIDEO_EXTENSIONS = (
 # Frame rate of the timestamp rule's last resort (a stream without pts and without a frame rate): Aff-Wild2's usual.
 FALLBACK_FRAME_RATE = 30
 SAMPLE_RATE = 16000
+# Seconds of audio `stream_audio` decodes at a time: ~2 MB of 16 kHz float32 samples.
+AUDIO_CHUNK_SECONDS = 30.0
 
 
 # ------------------------------------------------------------------------------------------------------------ video
@@ -221,30 +226,52 @@ class AudioClip:
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> AudioClip:
-    """Decode the first audio stream of a media file to mono float32 at `sample_rate`.
+    """Decode the first audio stream of a media file to mono float32 at `sample_rate`, whole.
 
     Channels are averaged (as VGGish's reference input code does) rather than left to FFmpeg's downmix, which
     scales stereo by 1/sqrt(2) per channel and can leave [-1, 1]. A file without an audio stream returns an absent
-    clip; a missing file or one PyAV cannot read raises InputError.
+    clip; a missing file or one PyAV cannot read raises InputError. `stream_audio` decodes the same samples a piece
+    at a time.
+    """
+    clips = list(stream_audio(path, sample_rate, chunk_seconds=math.inf))
+    return clips[0] if clips else AudioClip.absent(sample_rate, os.fspath(path))
+
+
+def stream_audio(
+    path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, chunk_seconds: float = AUDIO_CHUNK_SECONDS
+) -> Iterator[AudioClip]:
+    """The samples `load_audio` gives, as consecutive clips of at least `chunk_seconds` each (the last may be
+    shorter), so a long file's audio is never in memory at once. A clip's `start_time` is the first clip's plus the
+    duration of the clips before it: their concatenation is `load_audio`'s clip. A file without audio yields none.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file")
-    pieces, start_time = [], None
+    limit = chunk_seconds * sample_rate
+    pieces, buffered, emitted, start_time = [], 0, 0, None
+
+    def take() -> AudioClip:
+        nonlocal pieces, buffered, emitted
+        waveform = np.concatenate(pieces, axis=1).mean(axis=0, dtype=np.float32)
+        clip = AudioClip(waveform, sample_rate, start_time + emitted / sample_rate, path)
+        pieces, buffered, emitted = [], 0, emitted + len(waveform)
+        return clip
+
     try:
         with av.open(path) as container:
             if not container.streams.audio:
-                return AudioClip.absent(sample_rate, path)
+                return
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="fltp", rate=sample_rate)
-            for frame in container.decode(stream):
-                if start_time is None:
+            for frame in itertools.chain(container.decode(stream), [None]):  # None flushes the resampler
+                if frame is not None and start_time is None:
                     start_time = float(frame.time) if frame.time is not None else 0.0
-                pieces += [resampled.to_ndarray() for resampled in resampler.resample(frame)]
-            pieces += [resampled.to_ndarray() for resampled in resampler.resample(None)]
+                for resampled in resampler.resample(frame):
+                    pieces.append(resampled.to_ndarray())
+                    buffered += pieces[-1].shape[1]
+                if buffered and buffered >= limit:
+                    yield take()
     except av.error.FFmpegError as error:
         raise InputError(f"{path}: cannot decode audio ({_reason(error)})") from error
-    if not pieces:
-        return AudioClip.absent(sample_rate, path)
-    waveform = np.concatenate(pieces, axis=1).mean(axis=0, dtype=np.float32)
-    return AudioClip(waveform, sample_rate, start_time, path)
+    if buffered:
+        yield take()

@@ -14,7 +14,8 @@ from transformers import HubertModel, Wav2Vec2Config, Wav2Vec2Model
 from modeling_abaw.audio import AudioFeatures, align_to_frames, load_audio_extractor, parse_audio_argument
 from modeling_abaw.configuration_vggish import VGGishConfig
 from modeling_abaw.errors import InputError
-from modeling_abaw.media import AudioClip, load_audio
+from modeling_abaw.inference.streaming import StreamedAudio
+from modeling_abaw.media import AudioClip, load_audio, stream_audio
 from modeling_abaw.modeling_vggish import VGGishModel
 
 
@@ -305,3 +306,44 @@ def test_command_line_audio_arguments():
     assert parse_audio_argument("hubert") == ("hubert", "facebook/hubert-base-ls960")
     assert parse_audio_argument(" vggish:./vggish ") == ("vggish", "./vggish")
     assert parse_audio_argument("logmel") == ("logmel", None)
+
+
+@pytest.mark.parametrize("name", ["hubert", "logmel", "vggish"])
+def test_streamed_audio_gives_the_whole_files_features(tmp_path, name, tiny_hubert_dir, tiny_vggish_dir):
+    """A long video's audio is decoded and featurised a piece at a time (`stream_audio` + `extractor.stream`); the
+    features, and the rows aligned to frames, are the whole file's. HuBERT's input normalisation uses the whole
+    clip's mean and variance, gathered over the pieces."""
+    path = tmp_path / "speech.wav"
+    rng = np.random.default_rng(4)
+    write_audio(path, rng.uniform(-0.5, 0.5, (2, 48000 * 3)), 48000, "pcm_s16le", start_seconds=0.1)
+    whole_clip = load_audio(path)
+    pieces = list(stream_audio(path, chunk_seconds=0.25))
+    assert len(pieces) >= 10 and all(piece.duration >= 0.25 for piece in pieces[:-1])
+    np.testing.assert_array_equal(np.concatenate([piece.waveform for piece in pieces]), whole_clip.waveform)
+    np.testing.assert_allclose([piece.start_time for piece in pieces[1:]],
+                               [piece.start_time + piece.duration for piece in pieces[:-1]])  # fmt: skip
+
+    model = {"hubert": tiny_hubert_dir, "logmel": None, "vggish": tiny_vggish_dir}[name]
+    options = {
+        "hubert": {"layer": 0, "chunk_seconds": 0.2, "context_seconds": 0.05},
+        "logmel": {"chunk_seconds": 0.2},
+        "vggish": {"chunk_seconds": 1.0},  # one 0.96 s example per chunk
+    }[name]
+    extractor = load_audio_extractor(name, model, **options)
+    whole = extractor(whole_clip)
+    streamed = list(extractor.stream(lambda: stream_audio(path, chunk_seconds=0.25)))
+    assert len(streamed) > 1
+    np.testing.assert_array_equal(np.concatenate([piece.timestamps for piece in streamed]), whole.timestamps)
+    np.testing.assert_allclose(np.concatenate([piece.values for piece in streamed]), whole.values, atol=1e-5)
+
+    # Aligned a few frames at a time, as clips ask for them: the rows `align_to_frames` gives the whole file.
+    times = np.arange(0, 3.4, 1 / 30)  # past the audio's end: the last feature, as align_to_frames clamps
+    audio = StreamedAudio({name: extractor}, path, times)
+    rows = []
+    for first in range(0, len(times), 13):
+        rows.append(audio.frames(first, min(first + 13, len(times)))[name])
+        audio.release(0, first + 13)
+        assert len(audio.rows[name]) <= 13  # released rows are dropped
+    expected = align_to_frames(whole, times).values
+    np.testing.assert_allclose(np.concatenate(rows), expected, atol=1e-5)
+    assert audio.present and not StreamedAudio({name: extractor}, None, times).present

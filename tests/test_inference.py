@@ -36,6 +36,7 @@ from modeling_abaw.inference import (
     crop_face,
 )
 from modeling_abaw.inference.pipeline import LANDMARK_COLUMNS, table_face_box
+from modeling_abaw.inference.streaming import ClipFusion, FrameSources
 from modeling_abaw.media import open_media
 from modeling_abaw.tasks import AU, EXPR, VA
 
@@ -383,6 +384,32 @@ def _tiled_reference(model, columns, tasks, starts, clip_length, num_frames):
     return sums, counts
 
 
+class FrameAudio:
+    """Audio features already aligned to frames, read as `ClipFusion` reads `StreamedAudio`."""
+
+    def __init__(self, columns):
+        self.columns, self.released = columns, 0
+
+    def frames(self, first, stop):
+        assert first >= self.released  # ClipFusion never asks again for frames it released
+        return {name: values[first:stop] for name, values in self.columns.items()}
+
+    def release(self, consumer, frame):
+        self.released = frame
+
+
+def _fuse_in_batches_of_keyframes(pipeline, visual, has_face, audio, batch=7):
+    """ClipFusion fed the frames' visual features a few at a time, as the encoder gives them."""
+    frames = np.flatnonzero(has_face)
+    sources = FrameSources.build(has_face, frames, np.arange(len(has_face)) / 30)
+    fusion = ClipFusion(
+        pipeline.model, pipeline.tasks, sources, FrameAudio(audio), clip_stride=pipeline.clip_stride, batch_size=2
+    )
+    for first in range(0, len(frames), batch):
+        fusion.add(frames[first : first + batch], {"features": visual[frames[first : first + batch]]})
+    return fusion.finish()
+
+
 # 30 frames in clips of 12: tiles start at 0, 12, 24; a stride of 5 starts clips until one reaches the end.
 @pytest.mark.parametrize("stride, starts", [(None, [0, 12, 24]), (12, [0, 12, 24]), (5, [0, 5, 10, 15, 20])])
 def test_tmf_clips_tile_or_overlap_and_average(tiny_tmf_dir, stride, starts):
@@ -394,7 +421,7 @@ def test_tmf_clips_tile_or_overlap_and_average(tiny_tmf_dir, stride, starts):
     audio = {}
     for name, size in (("hubert", 16), ("vggish", 8)):
         audio[name], audio[f"{name}_mask"] = rng.standard_normal((num_frames, size)).astype(np.float32), np.ones(30)
-    predictions = pipeline._fuse(visual, has_face, audio)
+    predictions = _fuse_in_batches_of_keyframes(pipeline, visual, has_face, audio)
     columns = {"mae": visual, **audio, "attention_mask": np.ones(num_frames, np.int64)}
     sums, counts = _tiled_reference(pipeline.model, columns, pipeline.tasks, starts, 12, num_frames)
     for name, values in predictions.items():

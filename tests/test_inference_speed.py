@@ -10,7 +10,7 @@ import pytest
 from modeling_abaw.errors import InputError
 from modeling_abaw.inference import AffectPipeline
 from modeling_abaw.inference import pipeline as pipeline_module
-from modeling_abaw.inference.pipeline import interpolate_frames, stride_keyframes
+from modeling_abaw.inference.streaming import ClipFusion, FrameSources, StreamedAudio, stride_keyframes
 from modeling_abaw.prefetch import prefetch
 from modeling_abaw.tasks import AU, EXPR, VA
 
@@ -35,11 +35,19 @@ def test_stride_keyframes_cover_each_run_of_face_frames_from_its_first_to_its_la
     assert stride_keyframes([], 3).tolist() == []
 
 
-def test_interpolation_is_linear_in_time_between_encoded_frames():
-    times = np.array([0.0, 0.1, 0.3, 0.4])  # uneven: frame 2 is twice as far from frame 1 as frame 1 from 0
-    values = np.array([[0.0, 1.0], [np.nan, np.nan], [np.nan, np.nan], [0.8, 0.2]], np.float32)
-    interpolate_frames(values, np.array([0, 3]), np.array([1, 2]), times)
-    np.testing.assert_allclose(values, [[0.0, 1.0], [0.2, 0.8], [0.6, 0.4], [0.8, 0.2]], atol=1e-6)
+def test_frame_sources_interpolate_in_time_and_fill_faceless_frames_from_the_nearest_face_frame():
+    # Face frames 0-3 (0 and 3 encoded) and 6; frames 4 and 5 without a face. Times uneven: frame 2 is twice as far
+    # from frame 1 as frame 1 from frame 0.
+    times = np.array([0.0, 0.1, 0.3, 0.4, 0.5, 0.6, 0.7])
+    has_face = np.array([1, 1, 1, 1, 0, 0, 1], bool)
+    sources = FrameSources.build(has_face, np.array([0, 3, 6]), times)
+    values = np.array([[0.0, 1.0], [9, 9], [9, 9], [0.8, 0.2], [9, 9], [9, 9], [0.5, 0.5]], np.float32)
+    expected = [[0.0, 1.0], [0.2, 0.8], [0.6, 0.4], [0.8, 0.2], [0.8, 0.2], [0.5, 0.5], [0.5, 0.5]]
+    np.testing.assert_allclose(sources.blend(values, np.arange(7)), expected, atol=1e-6)
+    assert sources.lower.tolist() == [0, 0, 0, 3, 3, 6, 6] and sources.upper.tolist() == [0, 3, 3, 3, 3, 6, 6]
+    # Every encoded frame is its own source, exactly: stride 1 changes nothing.
+    every = FrameSources.build(has_face, np.flatnonzero(has_face), times)
+    np.testing.assert_array_equal(every.blend(values, np.flatnonzero(has_face)), values[has_face])
 
 
 def test_stride_encodes_keyframes_exactly_and_interpolates_the_rest(video, tiny_face_mae_affect_dir):
@@ -93,3 +101,28 @@ def test_overlapped_decoding_gives_the_same_table_as_decoding_in_turn(video, tin
     overlapped = pipeline(video)
     monkeypatch.setattr(pipeline_module, "prefetch", lambda items: prefetch(items, depth=0))
     pd.testing.assert_frame_equal(overlapped, pipeline(video))
+
+
+def test_clip_fusion_keeps_only_the_features_of_pending_clips(tiny_tmf_dir):
+    """Flat memory on the TMF path: however long the video, the fusion holds the visual features and aligned audio
+    rows of at most a batch of clips, and gives every frame a prediction."""
+    pipeline = AffectPipeline.from_pretrained(tiny_tmf_dir, device="cpu", dtype="float32", batch_size=2)
+    clip_length = pipeline.model.config.clip_length
+    for num_frames in (300, 3000):
+        has_face = np.ones(num_frames, bool)
+        has_face[100:140] = False  # a stretch without the face
+        times = np.arange(num_frames) / 30
+        keyframes = stride_keyframes(np.flatnonzero(has_face), 3)
+        audio = StreamedAudio(pipeline.audio_extractors, None, times)  # absent audio: zero rows, mask 0
+        fusion = ClipFusion(pipeline.model, pipeline.tasks, FrameSources.build(has_face, keyframes, times), audio,
+                            batch_size=2)  # fmt: skip
+        largest = 0
+        for first in range(0, len(keyframes), 8):
+            frames = keyframes[first : first + 8]
+            fusion.add(frames, {"features": np.ones((len(frames), 32), np.float32)})
+            largest = max(largest, len(fusion.features))
+            assert len(audio.rows["hubert"]) <= 2 * clip_length
+        predictions = fusion.finish()
+        assert all(values.shape[0] == num_frames and not np.isnan(values).any() for values in predictions.values())
+        # Two clips of keyframes (a third of their frames), plus the batch just added and the stretch's edges.
+        assert largest <= 2 * clip_length // 3 + 8 + 4

@@ -17,8 +17,10 @@ For each input:
 paper's input; `abaw submit`), with a TMF model's audio from the raw video.
 
 Two decoding passes keep memory flat (no frame is kept) while still choosing the main face with the whole video in
-view, so it never switches person half-way. Only the visual encoder runs in `dtype`: it does nearly all the
-compute, while the audio backbones and the fusion transformer are cheap and stay in float32.
+view, so it never switches person half-way. In the second pass a TMF model's clips are fused as soon as their frames
+are encoded, with audio decoded and featurised in chunks (`streaming`): no video-long feature array is held. Only
+the visual encoder runs in `dtype`: it does nearly all the compute, while the audio backbones and the fusion
+transformer are cheap and stay in float32.
 """
 
 from __future__ import annotations
@@ -34,18 +36,19 @@ import torch
 from tqdm.auto import tqdm
 
 from ..alignment import LANDMARKS, face_roll
-from ..audio import AudioFeatureExtractor, align_to_frames
+from ..audio import AudioFeatureExtractor
 from ..configuration_tmf import VISUAL_MODALITY
 from ..errors import InputError
-from ..evaluation import affect_predictions, tmf_inputs
-from ..media import AudioClip, Media, load_audio, open_media, read_image, video_frame_times
+from ..evaluation import affect_predictions
+from ..media import Media, open_media, read_image, video_frame_times
 from ..modeling_face_mae import FaceMAEForAffect, face_image_processor
 from ..modeling_tmf import TMFForAffect
 from ..prefetch import prefetch
-from ..smoothing import fill_missing_frames, postprocess_video, validate_smoothing_policy
+from ..smoothing import postprocess_video, validate_smoothing_policy
 from ..tasks import SMOOTHING_FILTERS, TASKS, default_smoothing_policy
 from .checkpoints import load_audio_backbone, load_checkpoint
 from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, crop_face, face_detector
+from .streaming import ClipFusion, FrameOutputs, FrameSources, StreamedAudio, stride_keyframes
 
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
 # 1 where the encoder saw the frame's face, 0 where its predictions were interpolated (`stride`) or filled (no face).
@@ -109,28 +112,6 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
 def is_fusion_model(model) -> bool:
     """A TMFForAffect, whether the package's class or its Hub remote-code copy (a class of another module)."""
     return type(model).__name__ == TMFForAffect.__name__
-
-
-def stride_keyframes(face_frames: Sequence[int], stride: int) -> np.ndarray:
-    """The frames to encode, sorted: every `stride`-th frame of each run of consecutive face frames, counted from
-    the run's first, and each run's last frame, so every face frame between two encoded ones lies in the same run
-    (no interpolation across a stretch without the face)."""
-    frames = np.unique(np.asarray(face_frames, dtype=np.int64))
-    if stride == 1 or len(frames) == 0:
-        return frames
-    run_first = np.r_[True, np.diff(frames) > 1]
-    run_start = np.maximum.accumulate(np.where(run_first, np.arange(len(frames)), 0))
-    run_last = np.r_[run_first[1:], True]
-    return frames[((np.arange(len(frames)) - run_start) % stride == 0) | run_last]
-
-
-def interpolate_frames(values: np.ndarray, known: np.ndarray, wanted: np.ndarray, times: np.ndarray) -> None:
-    """Fill the rows `wanted` of `values` (T, C), in place, by linear interpolation in time between the rows
-    `known` (sorted frame indices; `times` the frames' timestamps), each column apart."""
-    if len(wanted) == 0:
-        return
-    for column in range(values.shape[1]):
-        values[wanted, column] = np.interp(times[wanted], times[known], values[known, column])
 
 
 class AffectPipeline:
@@ -305,11 +286,8 @@ class AffectPipeline:
                 return self._table(times, FaceTrack(), None, None)
             bar.reset(total=len(times))
             bar.set_postfix_str("affect")
-            outputs, encoded = self._encode(media, faces, times, bar)
-        has_face = [np.isin(np.arange(len(times)), list(face.boxes)) for face in faces]
-        if self.is_fusion:
-            audio = self._audio(None if media.is_image else media.path, times)
-            outputs = [self._fuse(output["features"], mask, audio) for output, mask in zip(outputs, has_face)]
+            has_face = [np.isin(np.arange(len(times)), list(face.boxes)) for face in faces]
+            outputs, encoded = self._encode(media, faces, times, has_face, bar)
         tables = [
             self._table(times, face, postprocess_video(output, mask, self.smoothing_policy), frames)
             for face, output, mask, frames in zip(faces, outputs, has_face, encoded)
@@ -354,31 +332,28 @@ class AffectPipeline:
         if not has_face.any():
             raise InputError(f"none of the {len(crops)} frames has a face crop")
         face_rows = np.flatnonzero(has_face)
-        outputs: dict[str, np.ndarray] = {}
+        if not self.is_fusion:
+            times = np.arange(len(crops), dtype=np.float64)  # every crop is encoded: nothing is interpolated
+        elif audio_source is None:
+            if self.audio_extractors:
+                warnings.warn(
+                    f"no video given for the audio; the model's {', '.join(self.audio_extractors)} features are "
+                    "treated as absent",
+                    MissingAudioWarning,
+                    stacklevel=2,
+                )
+            # The frame times then only count the frames: absent audio gives zeros at any time.
+            times = np.arange(len(crops), dtype=np.float64)
+        else:
+            times = video_frame_times(audio_source, len(crops))
+        (sink,) = self._sinks([FrameSources.build(has_face, face_rows, times)], [has_face], times, audio_source)
         bar = tqdm(total=len(face_rows), unit="crop", leave=False, disable=None if self.progress else True)
         with bar:
             for first in range(0, len(face_rows), self.batch_size):
                 rows = face_rows[first : first + self.batch_size]
-                for name, values in self._encode_crops([read_image(crops[row]) for row in rows], resize=True).items():
-                    if name not in outputs:
-                        outputs[name] = np.full((len(crops), values.shape[1]), np.nan, np.float32)
-                    outputs[name][rows] = values
+                sink.add(rows, self._encode_crops([read_image(crops[row]) for row in rows], resize=True))
                 bar.update(len(rows))
-        if self.is_fusion:
-            if audio_source is None:
-                if self.audio_extractors:
-                    warnings.warn(
-                        f"no video given for the audio; the model's {', '.join(self.audio_extractors)} features are "
-                        "treated as absent",
-                        MissingAudioWarning,
-                        stacklevel=2,
-                    )
-                # The frame times then only count the frames: absent audio gives zeros at any time.
-                times = np.arange(len(crops), dtype=np.float64)
-            else:
-                times = video_frame_times(audio_source, len(crops))
-            outputs = self._fuse(outputs["features"], has_face, self._audio(audio_source, times))
-        return postprocess_video(outputs, has_face, self.smoothing_policy)
+        return postprocess_video(self._finish(sink, audio_source), has_face, self.smoothing_policy)
 
     def _find_faces(self, media: Media, bar: tqdm) -> tuple[np.ndarray, list[FaceTrack]]:
         """First pass: frame times and the faces, main face first, boxes in original-frame pixels."""
@@ -401,25 +376,57 @@ class AffectPipeline:
         return times, faces if self.all_faces else faces[:1]
 
     def _encode(
-        self, media: Media, faces: list[FaceTrack], times: np.ndarray, bar: tqdm
+        self, media: Media, faces: list[FaceTrack], times: np.ndarray, has_face: list[np.ndarray], bar: tqdm
     ) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
-        """Second pass: the encoder's outputs for every face frame, as per-face (T, C) arrays (NaN without a face),
-        with the frames each face was encoded at (every frame, or `stride_keyframes`; the others interpolated).
-        Frames are decoded and cropped in a background thread while the encoder runs."""
+        """Second pass: per face, task -> (T, C) predictions (a frame model's: NaN without a face; a TMF model's:
+        every frame), and the frames the encoder saw (every face frame, or `stride_keyframes`). Frames are decoded
+        and cropped in a background thread while the encoder runs; a TMF model fuses clips as they are encoded."""
         encoded = [stride_keyframes(list(face.boxes), self.stride) for face in faces]
-        outputs: list[dict[str, np.ndarray]] = [{} for _ in faces]
+        sources = [FrameSources.build(mask, frames, times) for mask, frames in zip(has_face, encoded)]
+        source = None if media.is_image else media.path
+        sinks = self._sinks(sources, has_face, times, source)
         for crops, keys in prefetch(self._crop_batches(media, faces, encoded, bar)):
             numbers, indices = np.asarray(keys).T
-            for name, values in self._encode_crops(crops, resize=self.face_crops).items():
-                for number in np.unique(numbers):
-                    if name not in outputs[number]:
-                        outputs[number][name] = np.full((len(times), values.shape[1]), np.nan, np.float32)
-                    outputs[number][name][indices[numbers == number]] = values[numbers == number]
-        for output, face, frames in zip(outputs, faces, encoded):
-            between = np.setdiff1d(list(face.boxes), frames)
-            for values in output.values():
-                interpolate_frames(values, frames, between, times)
-        return outputs, encoded
+            outputs = self._encode_crops(crops, resize=self.face_crops)
+            for number in np.unique(numbers):
+                sinks[number].add(
+                    indices[numbers == number], {name: values[numbers == number] for name, values in outputs.items()}
+                )
+        return [self._finish(sink, source) for sink in sinks], encoded
+
+    def _sinks(
+        self, sources: list[FrameSources], has_face: list[np.ndarray], times: np.ndarray, audio_source
+    ) -> list[FrameOutputs | ClipFusion]:
+        """Per face, what takes its encoded frames: a TMF model's clip fusion (sharing the video's audio, streamed
+        from `audio_source`, None: absent) or a frame model's per-frame outputs."""
+        if not self.is_fusion:
+            return [FrameOutputs(face_sources, mask) for face_sources, mask in zip(sources, has_face)]
+        audio = StreamedAudio(self.audio_extractors, audio_source, times, consumers=len(sources))
+        return [
+            ClipFusion(
+                self.model,
+                self.tasks,
+                face_sources,
+                audio,
+                consumer=number,
+                clip_stride=self.clip_stride,
+                batch_size=self.batch_size,
+            )
+            for number, face_sources in enumerate(sources)
+        ]
+
+    def _finish(self, sink: FrameOutputs | ClipFusion, audio_source) -> dict[str, np.ndarray]:
+        """The sink's predictions; a MissingAudioWarning when a TMF model's video turned out to have no audio."""
+        predictions = sink.finish()
+        if isinstance(sink, ClipFusion) and audio_source is not None and self.audio_extractors:
+            if not sink.audio.present:
+                warnings.warn(
+                    f"{audio_source}: no audio; the model's {', '.join(self.audio_extractors)} features are treated "
+                    "as absent",
+                    MissingAudioWarning,
+                    stacklevel=4,
+                )
+        return predictions
 
     def _crop_batches(
         self, media: Media, faces: list[FaceTrack], encoded: list[np.ndarray], bar: tqdm
@@ -453,50 +460,6 @@ class AffectPipeline:
         if self.is_fusion:
             return {"features": outputs.features.float().cpu().numpy()}
         return {name: values.float().cpu().numpy() for name, values in affect_predictions(outputs, self.tasks).items()}
-
-    def _audio(self, source: str | os.PathLike | None, times: np.ndarray) -> dict[str, np.ndarray]:
-        """Each audio modality's features from the video `source` (None: an image, no audio) aligned to the frame
-        times, with its `<name>_mask`."""
-        clip = AudioClip.absent() if source is None else load_audio(source)
-        if not clip.present and source is not None and self.audio_extractors:
-            warnings.warn(
-                f"{source}: no audio; the model's {', '.join(self.audio_extractors)} features are treated as absent",
-                MissingAudioWarning,
-                stacklevel=3,
-            )
-        audio = {}
-        for name, extractor in self.audio_extractors.items():
-            audio[name], audio[f"{name}_mask"] = align_to_frames(extractor(clip), times)
-        return audio
-
-    @torch.inference_mode()
-    def _fuse(self, visual: np.ndarray, has_face: np.ndarray, audio: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """TMF predictions (T, C) per task, over clips of `clip_length` frames starting every `clip_stride` frames
-        (the last padded); a frame covered by several clips takes the mean of their predictions."""
-        clip_length, num_frames = self.model.config.clip_length, len(visual)
-        stride = self.clip_stride or clip_length
-        # The same clip starts as `ClipDataset`: every `stride` frames until a clip reaches the video's end.
-        starts = stride * np.arange(1 + -(-max(num_frames - clip_length, 0) // stride))
-        columns = {VISUAL_MODALITY: fill_missing_frames(visual, has_face), **audio}
-        columns["attention_mask"] = np.ones(num_frames, np.int64)
-        # Frame index of every clip position; positions past the video's end point at a zero padding row.
-        positions = np.minimum(starts[:, None] + np.arange(clip_length), num_frames)
-
-        def clips(values: np.ndarray) -> torch.Tensor:
-            padded = np.concatenate([values, np.zeros((1, *values.shape[1:]), values.dtype)])
-            return torch.from_numpy(padded[positions]).to(self.model.device)
-
-        batch = {name: clips(values) for name, values in columns.items()}
-        sums: dict[str, np.ndarray] = {}
-        for first in range(0, len(starts), self.batch_size):
-            part = {name: values[first : first + self.batch_size] for name, values in batch.items()}
-            outputs = self.model(**tmf_inputs(part, self.model.config), attention_mask=part["attention_mask"])
-            for name, values in affect_predictions(outputs, self.tasks).items():
-                values = values.float().cpu().numpy()
-                total = sums.setdefault(name, np.zeros((num_frames + 1, values.shape[-1])))
-                np.add.at(total, positions[first : first + self.batch_size], values)
-        counts = np.bincount(positions.reshape(-1), minlength=num_frames + 1)[:num_frames, None]
-        return {name: (total[:num_frames] / counts).astype(np.float32) for name, total in sums.items()}
 
     def _table(
         self,
