@@ -13,7 +13,9 @@ Every measurement runs in a fresh subprocess, so its peak RSS (`ru_maxrss`) is i
 * the whole pipeline on a video: decode twice, detect and track, crop, preprocess, encode, post-process;
 
 and reports the growth of the peak RSS during the pipeline call. Memory must not grow with the video's length: the
-`--long-factor` times longer video must show the same growth. The bf16 check runs the pipeline in float32 and in
+`--long-factor` times longer video must show the same growth, for the frame model and for a TMF model (the memory
+runs' FaceMAE with a HuBERT-Base-sized audio model: audio decoded and featurised in chunks, clips fused as they are
+encoded). The bf16 check runs the pipeline in float32 and in
 bfloat16 (no smoothing, so per-frame errors are not averaged away) and reports both speeds and the largest
 differences. Other processes on the machine slow the timings down; the load average is printed beside them.
 """
@@ -115,6 +117,7 @@ def make_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
         torch.manual_seed(0)
         FaceMAEForAffect(FaceMAEConfig(**face_mae_preset(size))).save_pretrained(work / size)
         paths[size] = work / size
+    paths["tmf"] = make_tmf(work, paths[args.memory_model_size])
     for name, frames in (
         ("warmup", 40),
         ("error", args.error_frames),
@@ -124,6 +127,25 @@ def make_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
         generate_synthaffect(work / name, num_videos=1, num_frames=frames, seed=1)
         paths[name] = work / name / "videos" / "synth_000.mp4"
     return paths
+
+
+def make_tmf(work: Path, visual: Path) -> Path:
+    """A random-weight TMF fusing the memory runs' FaceMAE with a HuBERT-Base-sized audio model (768-d features at
+    50 Hz, the paper's largest audio stream), both saved locally: the TMF path's memory at the paper's sizes."""
+    import torch
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    from modeling_abaw import FaceMAEConfig, TMFConfig, TMFForAffect
+
+    torch.manual_seed(0)
+    HubertModel(HubertConfig()).save_pretrained(work / "hubert")
+    Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(work / "hubert")
+    config = TMFConfig(
+        modalities={"mae": FaceMAEConfig.from_pretrained(visual).hidden_size, "hubert": 768},
+        backbones={"mae": {"model": str(visual)}, "hubert": {"model": str(work / "hubert")}},
+    )
+    TMFForAffect(config).save_pretrained(work / "tmf")
+    return work / "tmf"
 
 
 def bf16_check(work: Path, paths: dict[str, Path], args: argparse.Namespace) -> dict[str, float | str]:
@@ -206,6 +228,7 @@ def main() -> None:
         work = Path(folder)
         paths = make_inputs(work, args)
         runs = [(args.model_size, "short"), (args.memory_model_size, "short"), (args.memory_model_size, "long")]
+        runs += [("tmf", "short"), ("tmf", "long")]
         for size, video in dict.fromkeys(runs):
             r = run_child(
                 model=paths[size],
@@ -215,8 +238,9 @@ def main() -> None:
                 batch_size=args.batch_size,
                 encoder_frames=args.encoder_frames,
             )
+            model = f"TMF ({args.memory_model_size} + HuBERT-Base)" if size == "tmf" else size
             print(
-                f"| {size} | {video} ({r['frames']}) | {r['dtype']} | {r['encoder_fps']:.1f} | "
+                f"| {model} | {video} ({r['frames']}) | {r['dtype']} | {r['encoder_fps']:.1f} | "
                 f"{r['pipeline_fps']:.1f} | {r['pipeline_fps'] / r['encoder_fps']:.0%} | {r['cpu_ratio']:.0%} | "
                 f"{r['peak_rss_mb']:.0f} | {r['rss_growth_mb']:.0f} | {r['load']:.1f} |",
                 flush=True,
