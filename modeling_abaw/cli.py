@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = (
     "modeling_abaw.commands.extract_features",
     "modeling_abaw.commands.predict",
     "modeling_abaw.commands.submit",
+    "modeling_abaw.commands.export",
     "modeling_abaw.commands.smoothing_search",
     "modeling_abaw.commands.model_card",
 )

@@ -206,6 +206,12 @@ VA = AffectTask(
 TASKS: dict[str, AffectTask] = {task.name: task for task in (AU, EXPR, VA)}
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 
+# The largest |difference| of a task prediction (AU and expression probabilities, VA values) from torch float32 that
+# a faster way of running a model may make: `auto` keeps only the encoder paths within it (inference.backends) and an
+# ONNX export must meet it (`abaw export`). At 0.01 a decision changes only for a probability within 0.01 of its
+# threshold. Here, beside the predictions it bounds, because the command-line help states it without importing torch.
+PROBABILITY_TOLERANCE = 0.01
+
 
 def get_task(name: str) -> AffectTask:
     try:

@@ -1,10 +1,18 @@
 # huggingface_hub reads HF_HUB_OFFLINE when it is first imported: set it before anything imports it.
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# dtype "auto" caches its encoder choice and ONNX exports (modeling_abaw.inference.backends): in a folder of this
+# session, shared with the commands tests run in subprocesses, not in the user's ~/.cache.
+os.environ["MODELING_ABAW_CACHE"] = tempfile.mkdtemp(prefix="modeling-abaw-test-cache-")
 
 import pytest
+
+atexit.register(shutil.rmtree, os.environ["MODELING_ABAW_CACHE"], True)
 
 # A FaceMAE small enough for fast tests: 32x32 images, 8x8 patches (16 patches), 2 encoder and 1 decoder layers.
 TINY_FACE_MAE = dict(

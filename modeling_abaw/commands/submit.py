@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             model,
             device=args.device,
             dtype=args.dtype,
+            backend=args.backend,
             batch_size=args.batch_size,
             face_crops=True,
             clip_stride=args.clip_stride,

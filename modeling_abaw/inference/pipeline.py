@@ -19,7 +19,8 @@ paper's input; `abaw submit`), with a TMF model's audio from the raw video.
 Two decoding passes keep memory flat (no frame is kept) while still choosing the main face with the whole video in
 view, so it never switches person half-way. In the second pass a TMF model's clips are fused as soon as their frames
 are encoded, with audio decoded and featurised in chunks (`streaming`): no video-long feature array is held. Only
-the visual encoder runs in `dtype`: it does nearly all the compute, while the audio backbones and the fusion
+the visual encoder runs in `dtype` on `backend` (`backends`: torch or onnxruntime, float32, bfloat16 or int8; auto
+measures which is fastest on the machine): it does nearly all the compute, while the audio backbones and the fusion
 transformer are cheap and stay in float32.
 """
 
@@ -46,6 +47,7 @@ from ..modeling_tmf import TMFForAffect
 from ..prefetch import prefetch
 from ..smoothing import postprocess_video, validate_smoothing_policy
 from ..tasks import SMOOTHING_FILTERS, TASKS, default_smoothing_policy
+from .backends import EncoderPath, TorchEncoder, VisualEncoder, native_bfloat16, resolve_encoder
 from .checkpoints import load_audio_backbone, load_checkpoint
 from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, crop_face, face_detector
 from .streaming import ClipFusion, FrameOutputs, FrameSources, StreamedAudio, stride_keyframes
@@ -95,15 +97,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """ "auto" is bfloat16 where the hardware runs it natively, i.e. CUDA GPUs with bf16 support and CPUs with AMX
-    (Intel Sapphire Rapids and later: a ViT-Base runs ~3.7x faster there); float32 elsewhere, where bf16 matmuls are
-    emulated and slower than float32."""
+    """The torch dtype of a torch path: "auto" is bfloat16 where the hardware runs it natively
+    (`backends.native_bfloat16`: CUDA GPUs with bf16 support, CPUs with AMX or AVX512-BF16; a ViT-Base runs ~3.7x
+    faster on AMX), float32 elsewhere, where bf16 matmuls are emulated and slower than float32. The pipeline itself
+    chooses among more paths (`backends.resolve_encoder`)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
-        amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-        native_bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (device.type == "cpu" and amx)
-        return torch.bfloat16 if native_bf16 else torch.float32
+        return torch.bfloat16 if native_bfloat16(device) else torch.float32
     if dtype not in DTYPES:
         raise InputError(f"dtype {dtype!r}: choose auto, {' or '.join(DTYPES)}")
     return DTYPES[dtype]
@@ -121,6 +122,8 @@ class AffectPipeline:
         model: a `FaceMAEForAffect` (frame-wise) or a `TMFForAffect` (visual + audio fusion over clips).
         visual_model: for a TMF model, the `FaceMAEForAffect` whose pooled features it fuses.
         audio_extractors: for a TMF model, one extractor per audio modality it uses (`config.audio_modalities`).
+        encoder: how the visual model runs (`backends.VisualEncoder`; `from_model` resolves its `dtype` and
+            `backend` to one); default: the visual model itself, in torch, as it is.
         detector: the face detector; default `faces.face_detector()` (BlazeFace with landmarks, whose
             crops are aligned; the Haar cascade where LiteRT is not installed).
         face_crops: the inputs are already face crops (e.g. Aff-Wild2 `cropped_aligned` images): no detection, the
@@ -154,6 +157,7 @@ class AffectPipeline:
         visual_model: FaceMAEForAffect | None = None,
         audio_extractors: Mapping[str, AudioFeatureExtractor] | None = None,
         *,
+        encoder: VisualEncoder | None = None,
         detector: FaceDetector | None = None,
         face_crops: bool = False,
         batch_size: int = 32,
@@ -174,6 +178,9 @@ class AffectPipeline:
         self.audio_extractors = dict(audio_extractors or {})
         if self.is_fusion:
             self._check_fusion_inputs()
+        self.encoder = encoder or TorchEncoder(
+            self.visual_model, EncoderPath("torch", str(self.visual_model.dtype).removeprefix("torch."))
+        )
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
         if stride < 1:
@@ -220,24 +227,32 @@ class AffectPipeline:
         model_name_or_path: str | os.PathLike,
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
+        backend: str = "auto",
         **kwargs,
     ) -> AffectPipeline:
         """Load a FaceMAEForAffect or TMFForAffect checkpoint (local folder or Hub id) and, for TMF, the visual and
         audio backbones its `config.backbones` names (specs as `abaw extract-features` records them: see
         `modeling_abaw.audio`). `kwargs` go to the constructor. Every failure to load is an InputError."""
         model = load_checkpoint(model_name_or_path, (FaceMAEForAffect, TMFForAffect), "model")
-        return cls.from_model(model, device, dtype, **kwargs)
+        return cls.from_model(model, device, dtype, backend, **kwargs)
 
     @classmethod
     def from_model(
-        cls, model, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto", **kwargs
+        cls,
+        model,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+        backend: str = "auto",
+        **kwargs,
     ) -> AffectPipeline:
         """The pipeline of a loaded FaceMAEForAffect or TMFForAffect (the package's class, or the same class loaded
-        as Hub remote code, e.g. by `transformers.pipeline`), on `device`, loading a TMF model's backbones."""
+        as Hub remote code, e.g. by `transformers.pipeline`), on `device`, loading a TMF model's backbones. The
+        visual encoder runs in `dtype` (auto, float32, bfloat16, int8) on `backend` (auto, torch, onnxruntime):
+        `backends.resolve_encoder`, where dtype auto measures the fastest path within
+        `backends.PROBABILITY_TOLERANCE` of float32 on this machine (once; the choice is cached)."""
         device = resolve_device(device)
-        dtype = resolve_dtype(dtype, device)
         if not is_fusion_model(model):
-            return cls(model.to(device, dtype), **kwargs)
+            return cls(model, encoder=resolve_encoder(model, device, dtype, backend), **kwargs)
         model = model.to(device)
         backbones = model.config.backbones
         missing = [name for name in model.config.used_modalities if "model" not in backbones.get(name, {})]
@@ -249,15 +264,23 @@ class AffectPipeline:
         extractors = {
             name: load_audio_backbone(name, device=device, **backbones[name]) for name in model.config.audio_modalities
         }
-        return cls(model, visual.to(device, dtype), extractors, **kwargs)
+        encoder = resolve_encoder(visual, device, dtype, backend)
+        return cls(model, visual, extractors, encoder=encoder, **kwargs)
 
     @property
     def device(self) -> torch.device:
-        return self.visual_model.device
+        return self.encoder.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.visual_model.dtype
+        """The dtype the encoder takes pixel values in: a torch model's own; float32 for int8 and onnxruntime paths,
+        which quantise inside."""
+        return self.encoder.dtype
+
+    @property
+    def backend_description(self) -> str:
+        """How the visual encoder runs and how that was chosen, e.g. "onnxruntime int8 on cpu (auto, ...)"."""
+        return self.encoder.description
 
     def __call__(self, path: str | os.PathLike) -> pd.DataFrame:
         """Predictions for one image or video: one row per frame (and per face with `all_faces`).
@@ -312,8 +335,7 @@ class AffectPipeline:
         box = max(boxes, key=lambda box: box.area).transformed(1 / scale)
         crop = crop_face(image, box, self.image_size, self.crop_scale)
         pixel_values = self.processor(images=[crop], do_resize=False, return_tensors="pt")["pixel_values"]
-        outputs = self.visual_model(pixel_values=pixel_values.to(self.device, self.dtype))
-        predictions = affect_predictions(outputs, self.visual_model.config.tasks)
+        predictions = affect_predictions(self.encoder(pixel_values), self.visual_model.config.tasks)
         return box, {name: values[0].float().cpu().numpy() for name, values in predictions.items()}
 
     def predict_crops(
@@ -456,7 +478,7 @@ class AffectPipeline:
         """Task predictions (FaceMAE model) or pooled features (for TMF) of a batch of crops; `resize`: crops not cut
         at the model's size (given face crops, which the processor resizes; detected crops are cut at that size)."""
         pixel_values = self.processor(images=crops, do_resize=resize, return_tensors="pt")["pixel_values"]
-        outputs = self.visual_model(pixel_values=pixel_values.to(self.device, self.dtype))
+        outputs = self.encoder(pixel_values)
         if self.is_fusion:
             return {"features": outputs.features.float().cpu().numpy()}
         return {name: values.float().cpu().numpy() for name, values in affect_predictions(outputs, self.tasks).items()}

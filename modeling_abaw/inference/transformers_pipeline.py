@@ -44,8 +44,10 @@ class AffectAnalysisPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The model transformers loaded (possibly its remote-code copy) and, for TMF, its backbones.
-        self.affect = AffectPipeline.from_model(self.model, device=self.device)
+        # The model transformers loaded (possibly its remote-code copy) and, for TMF, its backbones. It runs in torch
+        # in the dtype transformers loaded it in (`pipeline(..., dtype=...)`, transformers' way to choose it), not
+        # in the path AffectPipeline's dtype "auto" would measure for this machine.
+        self.affect = AffectPipeline.from_model(self.model, device=self.device, dtype=self.model.dtype, backend="torch")
         self._configured: dict[tuple, AffectPipeline] = {}
 
     def _sanitize_parameters(self, **kwargs):
@@ -72,7 +74,7 @@ class AffectAnalysisPipeline(Pipeline):
         if key not in self._configured:
             affect = self.affect
             self._configured[key] = AffectPipeline(
-                affect.model, affect.visual_model, affect.audio_extractors, **options
+                affect.model, affect.visual_model, affect.audio_extractors, encoder=affect.encoder, **options
             )
         return self._configured[key]
 
