@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -44,6 +45,7 @@ from .inference.checkpoints import load_audio_backbone, load_checkpoint, model_r
 from .io import atomic_path, write_json
 from .media import load_audio, video_frame_times
 from .modeling_face_mae import FaceMAEForAffect, face_image_processor
+from .processes import on_main_process, outputs_progress, share
 from .smoothing import fill_missing_frames
 from .tasks import TASK_NAMES
 
@@ -136,7 +138,11 @@ def extract_features(
     (`hubert`, `wav2vec2`, `vggish`, `logmel`, the pretrained ones optionally as `name:model_id_or_folder`). Raw
     videos (for the audio and the frame times) are looked up in `video_dirs` (default: `<data>/videos` and
     `<data>`); a video without a raw file or audio stream gets absent audio.
+
+    Under `accelerate launch` (or `abaw extract-features --num-processes`), each process extracts its share of the
+    videos to do on its own `device`, and the main process writes the index.
     """
+    state = PartialState(cpu=torch.device(device).type != "cuda")
     dataset = AffWild2(data)
     visual_model = model_reference(visual_model, "visual model")
     model = load_checkpoint(visual_model, (FaceMAEForAffect,), "visual model").to(device, dtype).eval()
@@ -144,11 +150,10 @@ def extract_features(
     extractors = [
         load_audio_backbone(*parse_audio_argument(argument), device=device, dtype=dtype) for argument in audio
     ]
-    cache = FeatureCache.create(
-        output,
-        modalities={VISUAL_MODALITY: model.config.hidden_size, **{e.name: e.feature_size for e in extractors}},
-        backbones={VISUAL_MODALITY: {"model": visual_model}, **{e.name: e.backbone for e in extractors}},
-    )
+    modalities = {VISUAL_MODALITY: model.config.hidden_size, **{e.name: e.feature_size for e in extractors}}
+    backbones = {VISUAL_MODALITY: {"model": visual_model}, **{e.name: e.backbone for e in extractors}}
+    on_main_process(state, lambda: FeatureCache.create(output, modalities, backbones))
+    cache = FeatureCache(output)
     video_dirs = [Path(d) for d in video_dirs] if video_dirs else [Path(data) / "videos", Path(data)]
     splits = sorted({split for task in TASK_NAMES for split in dataset.splits(task)})
     table = dataset.frame_table(splits=splits)
@@ -158,16 +163,25 @@ def extract_features(
     starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
     runs = {names[start]: (start, stop) for start, stop in zip(starts, np.r_[starts[1:], len(names)])}
     todo = [video for video in sorted(runs) if not cache.has(video)]
-    for video in tqdm(todo, desc="extract features", unit="video", disable=None if todo else True):
-        start, stop = runs[video]
-        has_face = face_column[start:stop].astype(bool)
-        tensors = {
-            "frame": torch.as_tensor(frames[start:stop], dtype=torch.int32),
-            "has_face": torch.as_tensor(has_face, dtype=torch.float32),
-            VISUAL_MODALITY: _visual_features(model, processor, image_paths[start:stop], has_face, batch_size, device),
-        }
-        tensors.update(_audio_features(extractors, video, len(has_face), video_dirs))
-        cache.write_video(video, tensors)
+    mine = [todo[index] for index in share([runs[video][1] - runs[video][0] for video in todo], state)]
+    several = state.num_processes > 1  # then the main process shows the videos done by all, not its own
+    with outputs_progress(
+        [cache.video_path(video) for video in todo], state.is_main_process and several, "extract features", "video"
+    ):
+        state.wait_for_everyone()  # every process has listed the videos to do before any process writes one
+        for video in tqdm(mine, desc="extract features", unit="video", disable=None if mine and not several else True):
+            start, stop = runs[video]
+            has_face = face_column[start:stop].astype(bool)
+            tensors = {
+                "frame": torch.as_tensor(frames[start:stop], dtype=torch.int32),
+                "has_face": torch.as_tensor(has_face, dtype=torch.float32),
+                VISUAL_MODALITY: _visual_features(
+                    model, processor, image_paths[start:stop], has_face, batch_size, device
+                ),
+            }
+            tensors.update(_audio_features(extractors, video, len(has_face), video_dirs))
+            cache.write_video(video, tensors)
+        state.wait_for_everyone()  # the cache is complete when any process returns it
     return cache
 
 

@@ -7,8 +7,13 @@ def no_library_bars_off_terminal() -> None:
     """Turn off the progress bars of transformers and huggingface_hub (loading and downloading weights) and of
     datasets (when in use) if stderr is not a terminal: they redraw their line with carriage returns and escape
     codes, noise in a log file. The package's own bars use `disable=None`, which tqdm turns off there already."""
-    if sys.stderr.isatty():
-        return
+    if not sys.stderr.isatty():
+        no_library_bars()
+
+
+def no_library_bars() -> None:
+    """Turn off the progress bars of transformers, huggingface_hub and datasets (when in use): also for the processes
+    other than the main one of a multi-process command, which share its terminal and show no bars of their own."""
     from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as transformers_logging
 

@@ -3,6 +3,7 @@
 import argparse
 
 from ..errors import InputError
+from ..processes import add_process_option
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -14,7 +15,8 @@ def add_subcommand(subparsers) -> None:
         description="Extract, for every annotated video of a dataset in the Aff-Wild2 layout, the FaceMAEForAffect "
         "pooled features of its face crops and audio features aligned to its frames, into a resumable cache "
         "(one safetensors file per video). The cache records its backbones as TMF checkpoints will: Hub ids as "
-        "they are, folders as absolute paths.",
+        "they are, folders as absolute paths. Several processes (--num-processes, or accelerate launch) share the "
+        "videos, longest first, and write the cache one process would.",
     )
     parser.add_argument(
         "--data", required=True, help="dataset root in the Aff-Wild2 layout (e.g. a SynthAffect folder)"
@@ -31,27 +33,36 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--batch-size", type=int, default=64, help="face crops per forward pass")
+    add_process_option(parser, "videos")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..features import extract_features
-    from ..inference import resolve_device
+    from .. import processes
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be positive, got {args.batch_size}")
-    cache = extract_features(
-        args.data,
-        args.visual,
-        args.output,
-        audio=[spec.strip() for spec in args.audio.split(",") if spec.strip()],
-        video_dirs=args.video_dirs,
-        device=resolve_device(args.device),
-        dtype=getattr(torch, args.dtype),
-        batch_size=args.batch_size,
-    )
-    sizes = ", ".join(f"{name} {size}-d" for name, size in cache.modalities.items())
-    print(f"{len(cache.videos)} videos in {cache.path} ({sizes})")
+    if args.num_processes != 1:
+        return processes.launch(args)
+
+    import torch
+
+    from ..features import extract_features
+
+    state, device = processes.start(args.device)
+    # Its InputErrors (a bad dataset, model or cache folder) come before any video, alike in every process.
+    with processes.same_errors_everywhere(state):
+        cache = extract_features(
+            args.data,
+            args.visual,
+            args.output,
+            audio=[spec.strip() for spec in args.audio.split(",") if spec.strip()],
+            video_dirs=args.video_dirs,
+            device=device,
+            dtype=getattr(torch, args.dtype),
+            batch_size=args.batch_size,
+        )
+    if state.is_main_process:
+        sizes = ", ".join(f"{name} {size}-d" for name, size in cache.modalities.items())
+        print(f"{len(cache.videos)} videos in {cache.path} ({sizes})")
     return 0

@@ -8,7 +8,8 @@ import warnings
 from pathlib import Path
 
 from ..errors import InputError
-from ..tasks import SMOOTHING_FILTERS, TASKS
+from ..processes import add_process_option
+from ..tasks import PROBABILITY_TOLERANCE, SMOOTHING_FILTERS, TASKS
 
 
 def add_subcommand(subparsers) -> None:
@@ -23,7 +24,9 @@ def add_subcommand(subparsers) -> None:
         "<name> is the input's file name without its extension; inputs whose names differ only by their "
         "extension keep it (x.mp4 -> x.mp4.csv, x.jpg -> x.jpg.csv), and files of the same name from different "
         "folders get -2, -3, ... in the order given. Results of an earlier run in OUTPUT are never replaced "
-        "unless --overwrite is given. Exit status: 0 when every input was processed, 1 when some failed (each "
+        "unless --overwrite is given; --resume completes an interrupted run. Several processes (--num-processes, "
+        "or accelerate launch) share the inputs, longest first, and write the same files one process would. "
+        "Exit status: 0 when every input was processed, 1 when some failed (each "
         "failure is one line on stderr), 2 when nothing could run (bad model, bad option, results already there).",
     )
     parser.add_argument(
@@ -34,6 +37,14 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace results of an earlier run in OUTPUT (default: refuse)"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the inputs whose CSV and PNG are in OUTPUT already (an interrupted run's: each file is written "
+        "whole or not at all) and do the others, replacing what they left; the ABAW files are rewritten, from the "
+        "CSVs (6 decimals) for the inputs done earlier",
+    )
+    add_process_option(parser, "inputs")
     add_model_options(parser)
     parser.add_argument(
         "--smoothing",
@@ -84,8 +95,18 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype",
         default="auto",
-        choices=["auto", "float32", "bfloat16"],
-        help="visual encoder precision; auto = bfloat16 on GPUs and AMX CPUs that run it natively",
+        choices=["auto", "float32", "bfloat16", "int8"],
+        help="visual encoder precision. auto (default): on a CPU, measure once per machine and model which of "
+        "float32, bfloat16 (where native), int8 and, with the onnx extra, onnxruntime float32/int8 is fastest within "
+        f"{PROBABILITY_TOLERANCE} of float32's probabilities, and cache the choice; on a GPU, bfloat16 where "
+        "supported. int8 (dynamic quantisation) runs on CPUs only",
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnxruntime"],
+        help="what runs the visual encoder: auto (default; with an explicit --dtype: torch), torch, or onnxruntime "
+        "(CPU, float32 or int8; needs the onnx extra; the export is cached)",
     )
     parser.add_argument(
         "--clip-stride",
@@ -97,61 +118,109 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import processes
+
+    if args.resume and args.overwrite:
+        raise InputError("--resume keeps the results that --overwrite would replace: choose one")
+    if args.num_processes != 1:
+        return processes.launch(args)
+
+    from accelerate.utils import gather_object
+
     from ..inference import AffectPipeline
     from ..inference.faces import face_detector
     from ..inference.figures import plot_predictions
     from ..inference.tables import write_csv
     from ..media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
-    detector = face_detector(args.detector)
-    inputs, failures = [], 0
-    for path in args.inputs:
-        try:
-            inputs += _expand(path, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
-        except InputError as error:
-            failures += _report_failure(error)
-    inputs = list(dict.fromkeys(inputs))  # a file given twice (or also through its folder) is processed once
-    if not inputs:
-        return 2
-    names = output_names(inputs)
-    _refuse_earlier_results(
-        [args.output / f"{name}.{extension}" for name in names.values() for extension in ("csv", "png")],
-        args.overwrite,
-    )
-    pipeline = AffectPipeline.from_pretrained(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        smoothing=None if args.smoothing == "model" else args.smoothing,
-        all_faces=args.all_faces,
-        face_crops=args.face_crops,
-        clip_stride=args.clip_stride,
-        detector=detector,
-        landmarks=args.landmarks,
-        stride=args.stride,
-        progress=True,
-    )
+    # Several processes (else one): each runs this set-up alike and meets the same errors, which the main one
+    # reports. Each then predicts its share of the inputs; the main process reports the totals.
+    state, device = processes.start(args.device)
+    main = state.is_main_process
+    with processes.same_errors_everywhere(state):
+        detector = face_detector(args.detector)
+        inputs, failures = [], 0
+        for path in args.inputs:
+            try:
+                inputs += _expand(path, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+            except InputError as error:
+                failures += _report_failure(error) if main else 1
+        inputs = list(dict.fromkeys(inputs))  # a file given twice (or also through its folder) is processed once
+        if not inputs:
+            return 2
+        names = output_names(inputs)
+        outputs = {
+            path: [args.output / f"{name}.{extension}" for extension in ("csv", "png")] for path, name in names.items()
+        }
+        done = [path for path, files in outputs.items() if all(file.exists() for file in files)] if args.resume else []
+        if not args.resume:
+            _refuse_earlier_results([file for files in outputs.values() for file in files], args.overwrite)
+        # The main process first: the others then find the model downloaded and the encoder's backend measured.
+        pipeline = processes.main_process_first(
+            state,
+            lambda: AffectPipeline.from_pretrained(
+                args.model,
+                device=device,
+                dtype=args.dtype,
+                backend=args.backend,
+                batch_size=args.batch_size,
+                smoothing=None if args.smoothing == "model" else args.smoothing,
+                all_faces=args.all_faces,
+                face_crops=args.face_crops,
+                clip_stride=args.clip_stride,
+                detector=detector,
+                landmarks=args.landmarks,
+                stride=args.stride,
+                progress=main,
+            ),
+        )
+        if main:
+            print(f"abaw predict: visual encoder: {pipeline.backend_description}", file=sys.stderr)
+        if args.abaw_format and not args.resume:
+            _refuse_earlier_results([_abaw_file(args.output, task) for task in pipeline.tasks], args.overwrite)
+    todo = [path for path in names if path not in done]
+    mine = [todo[index] for index in processes.share([path.stat().st_size for path in todo], state)]
+    submissions, input_failures = {}, 0
+    several = state.num_processes > 1
+    with processes.outputs_progress([outputs[path][-1] for path in todo], main and several, "inputs", "input"):
+        state.wait_for_everyone()  # every process has looked at OUTPUT (above) before any process writes there
+        for path in mine:
+            try:
+                table = _predict(pipeline, path)
+                write_csv(table, outputs[path][0])
+                plot_predictions(table, outputs[path][1], title=f"{path.name} - {args.model}")
+            except Exception as error:  # one bad input must not stop the others; Ctrl-C still does
+                input_failures += _report_failure(error)
+                continue
+            if args.abaw_format:
+                submissions[names[path]] = _main_face(table)
+        gathered = gather_object([(input_failures, list(submissions.items()))])  # (one process: as it is)
+    input_failures = sum(count for count, _ in gathered)
     if args.abaw_format:
-        _refuse_earlier_results([_abaw_file(args.output, task) for task in pipeline.tasks], args.overwrite)
-    submissions = {}
-    for path, name in names.items():
-        try:
-            table = _predict(pipeline, path)
-            write_csv(table, args.output / f"{name}.csv")
-            plot_predictions(table, args.output / f"{name}.png", title=f"{path.name} - {args.model}")
-        except Exception as error:  # one bad input must not stop the others; Ctrl-C still does
-            failures += _report_failure(error)
-            continue
-        if args.abaw_format:
-            submissions[name] = table[table["face"] == 1] if "face" in table else table
-    if args.abaw_format:
-        _write_abaw_files(submissions, pipeline.tasks, args.output)
-    print(
-        f"abaw predict: {len(inputs) - failures} of {len(inputs)} input(s) done, results in {args.output}",
-        file=sys.stderr,
-    )
-    return 1 if failures else 0
+        # The main process writes them from every process's tables, and from the CSVs of inputs done earlier.
+        def write_abaw_files() -> None:
+            import pandas as pd
+
+            tables = dict(item for _, items in gathered for item in items)
+            tables.update({names[path]: _main_face(pd.read_csv(outputs[path][0])) for path in done})
+            ordered = {name: tables[name] for name in names.values() if name in tables}
+            _write_abaw_files(ordered, pipeline.tasks, args.output)
+
+        with processes.same_errors_everywhere(state):
+            processes.on_main_process(state, write_abaw_files)
+    if main:
+        earlier = f" ({len(done)} from an earlier run)" if done else ""
+        print(
+            f"abaw predict: {len(inputs) - input_failures} of {len(inputs)} input(s) done{earlier}, "
+            f"results in {args.output}",
+            file=sys.stderr,
+        )
+    return 1 if failures + input_failures else 0
+
+
+def _main_face(table):
+    """The rows of the main face (all of them without --all-faces): what the ABAW files take."""
+    return table[table["face"] == 1] if "face" in table else table
 
 
 def output_names(paths: list[Path]) -> dict[Path, str]:
