@@ -207,7 +207,7 @@ def test_predict_writes_roll_and_landmarks_and_runs_haar_on_request(
     assert main([*common, "--output", str(tmp_path / "aligned"), "--landmarks"]) == 0
     aligned = pd.read_csv(tmp_path / "aligned" / "synth_000.csv")
     columns = [f"{name}_{axis}" for name in LANDMARKS for axis in "xy"]
-    assert list(aligned.columns[7:16]) == ["face_roll", *columns]
+    assert list(aligned.columns[8:17]) == ["face_roll", *columns]
     found = (aligned["has_face"] == 1) & (truth["visible"] == 1)
     assert found.mean() > 0.85
     assert (aligned.loc[found, "face_roll"] - truth.loc[found, "angle"]).abs().mean() < 3
