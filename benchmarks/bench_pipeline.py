@@ -142,7 +142,9 @@ def make_tmf(work: Path, visual: Path) -> Path:
     Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(work / "hubert")
     config = TMFConfig(
         modalities={"mae": FaceMAEConfig.from_pretrained(visual).hidden_size, "hubert": 768},
-        backbones={"mae": {"model": str(visual)}, "hubert": {"model": str(work / "hubert")}},
+        # Audio is featurised a chunk at a time (30 s by default): memory stops growing once a video is longer than
+        # a chunk, so the chunk here is shorter than the short video's 5 s.
+        backbones={"mae": {"model": str(visual)}, "hubert": {"model": str(work / "hubert"), "chunk_seconds": 4.0}},
     )
     TMFForAffect(config).save_pretrained(work / "tmf")
     return work / "tmf"
