@@ -12,7 +12,7 @@ from .faces import (
     crop_face,
     face_detector,
 )
-from .pipeline import AffectPipeline, MissingAudioWarning, NoFaceWarning, resolve_device, resolve_dtype
+from .pipeline import AffectPipeline, MissingAudioWarning, NoFaceWarning, resolve_device
 
 __all__ = [
     "AffectPipeline",
@@ -29,5 +29,4 @@ __all__ = [
     "load_checkpoint",
     "model_reference",
     "resolve_device",
-    "resolve_dtype",
 ]

@@ -47,7 +47,7 @@ from ..modeling_tmf import TMFForAffect
 from ..prefetch import prefetch
 from ..smoothing import postprocess_video, validate_smoothing_policy
 from ..tasks import SMOOTHING_FILTERS, TASKS, default_smoothing_policy
-from .backends import EncoderPath, TorchEncoder, VisualEncoder, native_bfloat16, resolve_encoder
+from .backends import EncoderPath, TorchEncoder, VisualEncoder, resolve_encoder
 from .checkpoints import load_audio_backbone, load_checkpoint
 from .faces import CROP_SCALE, Box, FaceDetector, FaceTrack, FaceTracker, crop_face, face_detector
 from .streaming import ClipFusion, FrameOutputs, FrameSources, StreamedAudio, stride_keyframes
@@ -59,7 +59,6 @@ ROLL_COLUMN = "face_roll"
 LANDMARK_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARKS for axis in "xy")
 # The column naming the decided class of a multiclass task (EXPR, the one such task: its most probable expression).
 CLASS_COLUMN = "expression"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def table_face_box(row: pd.Series) -> Box:
@@ -94,20 +93,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     ):
         raise InputError(f"device {str(device)!r} is not available on this machine")
     return device
-
-
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """The torch dtype of a torch path: "auto" is bfloat16 where the hardware runs it natively
-    (`backends.native_bfloat16`: CUDA GPUs with bf16 support, CPUs with AMX or AVX512-BF16; a ViT-Base runs ~3.7x
-    faster on AMX), float32 elsewhere, where bf16 matmuls are emulated and slower than float32. The pipeline itself
-    chooses among more paths (`backends.resolve_encoder`)."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        return torch.bfloat16 if native_bfloat16(device) else torch.float32
-    if dtype not in DTYPES:
-        raise InputError(f"dtype {dtype!r}: choose auto, {' or '.join(DTYPES)}")
-    return DTYPES[dtype]
 
 
 def is_fusion_model(model) -> bool:

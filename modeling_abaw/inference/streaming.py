@@ -24,6 +24,7 @@ from ..audio import AudioFeatureExtractor, AudioFeatures, align_to_frames
 from ..configuration_tmf import VISUAL_MODALITY
 from ..evaluation import affect_predictions, tmf_inputs
 from ..media import stream_audio
+from ..smoothing import fill_missing_frames
 
 
 def stride_keyframes(face_frames: Sequence[int], stride: int) -> np.ndarray:
@@ -52,13 +53,8 @@ class FrameSources(NamedTuple):
     @classmethod
     def build(cls, has_face: np.ndarray, keyframes: np.ndarray, times: np.ndarray) -> FrameSources:
         """Sources of T frames (`has_face` (T,) bool, `times` (T,) seconds) from the sorted encoded `keyframes`."""
-        # A frame without a face copies the nearest face frame (ties: the earlier), a face frame itself.
-        frames = np.arange(len(has_face))
-        face_frames = np.flatnonzero(has_face)
-        following = np.searchsorted(face_frames, frames)
-        before = face_frames[np.maximum(following - 1, 0)]
-        after = face_frames[np.minimum(following, len(face_frames) - 1)]
-        frame = np.where(frames - before <= after - frames, before, after)
+        # A frame without a face copies the nearest face frame (`fill_missing_frames`' rule), a face frame itself.
+        frame = fill_missing_frames(np.arange(len(has_face)), has_face)
         # ... and a face frame lies between the keyframes around it (at most one each side: the runs' ends are).
         upper_index = np.minimum(np.searchsorted(keyframes, frame), len(keyframes) - 1)
         exact = keyframes[upper_index] == frame
