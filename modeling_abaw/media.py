@@ -123,16 +123,20 @@ def open_media(path: str | os.PathLike) -> Media:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise InputError(f"{path}: no video stream (not an image or a video)")
+            # Everything the container gives is read inside this block: PyAV 18 closes a container's streams with it
+            # (reading one afterwards raises), and PyAV 17 read freed memory there.
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
+            num_frames = stream.frames or None
             first = next(container.decode(stream), None)
+            turned = first is not None and abs(first.rotation) in (90, 270)
     except av.error.FFmpegError as error:
         raise InputError(f"{path}: not a readable image or video ({_reason(error)})") from error
     if first is None or not width or not height:
         raise InputError(f"{path}: the video stream has no decodable frame (empty or truncated file)")
-    if abs(first.rotation) in (90, 270):
+    if turned:
         width, height = height, width
-    return Media(path, width, height, stream.frames or None, is_image=False)
+    return Media(path, width, height, num_frames, is_image=False)
 
 
 def video_frame_times(path: str | os.PathLike, num_frames: int | None = None) -> np.ndarray:

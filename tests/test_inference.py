@@ -37,7 +37,7 @@ from modeling_abaw.inference import (
 )
 from modeling_abaw.inference.pipeline import LANDMARK_COLUMNS, table_face_box
 from modeling_abaw.inference.streaming import ClipFusion, FrameSources
-from modeling_abaw.media import open_media
+from modeling_abaw.media import load_audio, open_media, stream_audio, video_frame_times
 from modeling_abaw.tasks import AU, EXPR, VA
 
 TABLE_COLUMNS = expected_table_columns()
@@ -182,6 +182,28 @@ def test_variable_frame_rate_timestamps_and_rotation(tmp_path):
     assert decoded[0].image.shape == (240, 320, 3)
     assert np.abs(decoded[0].image.astype(int) - frames[0]).mean() < 8  # upright, not rotated
     assert [frame.image.shape for frame in media.frames(max_side=160)][0] == (120, 160, 3)
+
+
+@pytest.mark.smoke
+def test_every_decoding_path_of_a_video_with_audio(tmp_path):
+    """What PyAV gives, read through each path of `media` on the installed PyAV (17 and 18 are tested: 18 closes a
+    container's streams with it, which `open_media` once read after its `with` block)."""
+    frames = draw_scene(30, [Placement(160, 120, 120, 0)] * 30)
+    path = write_video(
+        tmp_path / "talk.mp4", [np.ascontiguousarray(np.rot90(f, -1)) for f in frames], audio_seconds=1.2, rotation=90
+    )
+    media = open_media(path)
+    assert (media.width, media.height, media.num_frames, media.is_image) == (320, 240, 30, False)
+    decoded = list(media.frames())
+    assert len(decoded) == media.num_frames and decoded[-1].image.shape == (240, 320, 3)
+    np.testing.assert_allclose(video_frame_times(path), [frame.time for frame in decoded])
+    np.testing.assert_allclose(video_frame_times(path), np.arange(30) / 25, atol=1e-3)
+    clip = load_audio(path)
+    assert clip.present and clip.sample_rate == 16000 and abs(clip.duration - 1.2) < 0.1
+    assert 0.15 < np.sqrt(np.mean(clip.waveform**2)) < 0.25  # the tone at amplitude 0.3 (RMS 0.21)
+    pieces = list(stream_audio(path, chunk_seconds=0.25))
+    assert len(pieces) >= 4 and pieces[0].start_time == clip.start_time
+    np.testing.assert_array_equal(np.concatenate([piece.waveform for piece in pieces]), clip.waveform)
 
 
 def test_unreadable_inputs_raise_errors_naming_the_file(tmp_path, pipeline):
