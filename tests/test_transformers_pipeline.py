@@ -51,11 +51,15 @@ def test_registered_task_runs_a_folder_without_the_custom_pipeline(tiny_face_mae
 PIPELINE_FROM_HUB = """
 import sys
 from transformers import pipeline
-table = pipeline(model=sys.argv[1], trust_remote_code=True, device="cpu")(sys.argv[2], smoothing="none")
+model, video, revision = sys.argv[1], sys.argv[2], (sys.argv[3:] or [None])[0]
+table = pipeline(model=model, revision=revision, trust_remote_code=True, device="cpu")(video, smoothing="none")
 table.to_csv("table.csv", index=False)
 """
+# What transformers (5.25 and later) prints for remote code loaded without a pinned revision.
+UNPINNED_CODE_WARNING = "A new version of the following files was downloaded"
 
 
+@pytest.mark.smoke
 def test_a_pushed_folder_runs_as_a_pipeline_from_the_hub(loopback_hub, tiny_face_mae_affect_dir, video, tmp_path):
     folder = with_pipeline(tiny_face_mae_affect_dir, tmp_path)
     (folder / "eval_results.json").write_text('{"au_f1": 0.5, "expr_f1": 0.4, "va_ccc": 0.3}')  # a card needs results
@@ -67,10 +71,13 @@ def test_a_pushed_folder_runs_as_a_pipeline_from_the_hub(loopback_hub, tiny_face
     assert pushed.returncode == 0, pushed.stderr
     assert "transformers_pipeline.py" in loopback_hub.commits("org/affect")[-1].files
     (tmp_path / "client.py").write_text(PIPELINE_FROM_HUB)
+    # Pinned to the pushed commit, as the model card advises for remote code: no warning about new code files.
+    commit = loopback_hub.commits("org/affect")[-1].oid
     loaded = loopback_hub.run_client(
-        ["client.py", "org/affect", str(video)], cwd=tmp_path, env={"PYTHONPATH": str(REPOSITORY)}
+        ["client.py", "org/affect", str(video), commit], cwd=tmp_path, env={"PYTHONPATH": str(REPOSITORY)}
     )
     assert loaded.returncode == 0, loaded.stderr
+    assert UNPINNED_CODE_WARNING not in loaded.stderr
     expected = AffectPipeline.from_pretrained(folder, device="cpu", dtype="float32", smoothing="none")(video)
     table = pd.read_csv(tmp_path / "table.csv")
     pd.testing.assert_frame_equal(table, expected, check_exact=False, atol=1e-5, check_dtype=False)
