@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = (
     "modeling_abaw.commands.export",
     "modeling_abaw.commands.smoothing_search",
     "modeling_abaw.commands.model_card",
+    "modeling_abaw.commands.env",
 )
 
 FLAG_STYLE = (
@@ -104,6 +105,14 @@ def main(argv=None) -> int:
         return args.func(args) or 0
     except InputError as error:
         print(f"abaw {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        from .environment import missing_extra_message
+
+        message = missing_extra_message(error)
+        if message is None:  # not a package of an extra: a broken install, worth its traceback
+            raise
+        print(f"abaw {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"abaw {args.command}: interrupted", file=sys.stderr)

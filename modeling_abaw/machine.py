@@ -5,15 +5,25 @@ import platform
 from pathlib import Path
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module knows."""
+def _cpuinfo_field(name: str) -> str | None:
+    """The first value of a /proc/cpuinfo field (Linux), or None."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == name:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module knows."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux names them (avx2, avx512f, avx512_bf16, amx_tile, ...); empty elsewhere."""
+    return frozenset((_cpuinfo_field("flags") or "").split())
 
 
 def usable_cores() -> int:

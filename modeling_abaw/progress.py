@@ -19,5 +19,6 @@ def no_library_bars() -> None:
 
     transformers_logging.disable_progress_bar()
     disable_progress_bars()
-    if "datasets" in sys.modules:  # inference never imports datasets; loading it here would cost start-up time
-        sys.modules["datasets"].disable_progress_bars()
+    datasets = sys.modules.get("datasets")  # inference never imports datasets; loading it here would cost start-up
+    if datasets is not None:
+        datasets.disable_progress_bars()

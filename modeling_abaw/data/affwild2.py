@@ -12,15 +12,19 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import numpy as np
-import pyarrow as pa
 
 from ..errors import InputError
 from ..io import atomic_path
 from ..media import VIDEO_EXTENSIONS
 from ..tasks import TASK_NAMES, TASKS, get_task, validate_tasks
+
+# `datasets` (and its pyarrow) come with the train extra: imported where frame tables are built.
+if TYPE_CHECKING:
+    import datasets
+    import pyarrow as pa
 
 PathLike = str | os.PathLike
 
@@ -319,6 +323,9 @@ class AffWild2:
         With `cache_dir` the table is written there as an Arrow file (atomically) and memory-mapped, and reused while
         the annotation files and image folders are unchanged; without it the table lives in memory.
         """
+        import datasets
+        import pyarrow as pa
+
         tasks = validate_tasks(tasks)
         files = self._video_files(splits, tasks)
         if videos is not None:
@@ -365,6 +372,8 @@ class AffWild2:
     def _video_batch(
         self, video: str, files: Mapping[str, Path], tasks: list[str], schema: pa.Schema
     ) -> pa.RecordBatch:
+        import pyarrow as pa
+
         labels = {task: read_annotation(path, task) for task, path in files.items()}
         length = max(len(values) for values in labels.values())
         has_face = np.zeros(length + 1, dtype=bool)
@@ -409,6 +418,8 @@ class AffWild2:
 def frame_features(tasks: str | Sequence[str] = TASK_NAMES) -> datasets.Features:
     """Schema of the frame table: `video` (str), `frame` (1-based int32), `image_path` (str, "" without a face crop),
     `has_face` (bool), then per task `au_labels` (12 float32), `expr_labels` (int64), `va_labels` (2 float32)."""
+    import datasets
+
     features = {
         "video": datasets.Value("string"),
         "frame": datasets.Value("int32"),

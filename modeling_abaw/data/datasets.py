@@ -12,8 +12,8 @@ Both return the batch keys of docs/CONVENTIONS.md, with the official "no label" 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import datasets
 import numpy as np
 import torch
 from PIL import Image
@@ -21,6 +21,9 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..tasks import TASK_NAMES, TASKS, validate_tasks
+
+if TYPE_CHECKING:  # frame tables are built by affwild2.py (the train extra); here they are only read
+    import datasets
 
 FeatureLoader = Callable[[str, int, int], Mapping[str, torch.Tensor]]
 

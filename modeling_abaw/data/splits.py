@@ -4,13 +4,16 @@ rebalance rare action units and expressions (paper Sec. 3.1, Eq. 1-2)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import datasets
 import numpy as np
 
 from ..errors import InputError
 from ..tasks import AU, EXPR, AffectTask
 from .affwild2 import check_labels, raw_video_name
+
+if TYPE_CHECKING:
+    import datasets
 
 
 def kfold_video_splits(videos: Iterable[str], k: int = 5, seed: int = 0) -> list[tuple[list[str], list[str]]]:
@@ -95,7 +98,7 @@ def expr_class_weights(labels: np.ndarray | datasets.Dataset) -> np.ndarray:
 def _training_labels(labels: np.ndarray | datasets.Dataset, task: AffectTask, function: str) -> np.ndarray:
     """The labels of `task` as a (frames, ...) array of the task's label shape, from a label array or from a frame
     table's `label_key` column, checked like annotation values (the "no label" marker allowed)."""
-    if isinstance(labels, datasets.Dataset):
+    if hasattr(labels, "column_names"):  # a frame table (datasets.Dataset)
         if task.label_key not in labels.column_names:
             raise InputError(
                 f"{function}: the frame table has no {task.label_key} column; build it with the task {task.name!r}"
