@@ -79,6 +79,7 @@ def test_outputs_schema_and_errors(tmp_path, inputs, tiny_face_mae_affect_dir, c
     assert not list(output.rglob("*.tmp"))
 
 
+@pytest.mark.smoke
 def test_every_input_processed_exits_zero_and_all_faces(tmp_path, tiny_synthaffect, tiny_face_mae_affect_dir):
     video = tiny_synthaffect / "videos" / "synth_001.mp4"  # the two-person video
     output = tmp_path / "out"

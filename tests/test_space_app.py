@@ -72,6 +72,7 @@ def predict_csv(pipeline, path, folder):
     return target
 
 
+@pytest.mark.smoke
 def test_video_through_the_client_matches_abaw_predict(server, clip, pipeline, tiny_face_mae_affect_dir, tmp_path):
     table, figure, csv_file, warnings = analyze(server, clip, tiny_face_mae_affect_dir)
     num_frames = len(pipeline(clip))

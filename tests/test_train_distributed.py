@@ -44,7 +44,7 @@ def synth(tmp_path_factory):
     return make_synthaffect(tmp_path_factory.mktemp("distributed") / "synth")
 
 
-@pytest.mark.parametrize("stage", ["pretrain", "finetune", "tmf"])
+@pytest.mark.parametrize("stage", ["pretrain", pytest.param("finetune", marks=pytest.mark.smoke), "tmf"])
 def test_stage_on_two_processes_writes_best_and_final_with_the_same_weights_everywhere(stage, synth, tmp_path):
     output = tmp_path / "out"
     if stage == "pretrain":
