@@ -122,16 +122,20 @@ def package_extras() -> list[str]:
         return []
 
 
+def missing_packages_message(packages: list[str], extra: str, what: str = "this command") -> str:
+    """The one line for `what` needing `packages` that are not installed, naming the extra that brings them."""
+    verb = "is" if len(packages) == 1 else "are"
+    install = f"pip install '{DISTRIBUTION}[{extra}]'"
+    return f"{', '.join(packages)} {verb} not installed; {what} needs the {extra} extra: {install}"
+
+
 def missing_extra_message(error: ModuleNotFoundError) -> str | None:
     """The one line for a command that imported a package of an extra that is not installed (`abaw train` without
     `datasets`): which package, and the extra that brings it. None when the missing module is no extra's package."""
     module = canonicalize_name((error.name or "").split(".")[0])
     for dependency in declared_dependencies():
         if dependency.extra is not None and dependency.name == module:
-            return (
-                f"{dependency.requirement.name} is not installed; this command needs the {dependency.extra} extra: "
-                f"pip install '{DISTRIBUTION}[{dependency.extra}]'"
-            )
+            return missing_packages_message([dependency.requirement.name], dependency.extra)
     return None
 
 

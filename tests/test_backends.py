@@ -161,7 +161,10 @@ def image(tmp_path):
     "options, message",
     [
         (["--dtype", "bfloat16", "--backend", "onnxruntime"], "backend onnxruntime runs float32 or int8, not bfloat16"),
-        (["--backend", "onnxruntime", "--dtype", "float32"], "backend onnxruntime needs the onnx extra"),
+        (
+            ["--backend", "onnxruntime", "--dtype", "float32"],
+            "onnxruntime is not installed; --backend onnxruntime needs",
+        ),
     ],
 )
 def test_bad_combinations_are_one_line_errors_of_abaw_predict(

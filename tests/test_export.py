@@ -97,5 +97,6 @@ def test_without_the_onnx_extra_export_says_what_to_install(tiny_face_mae_affect
     monkeypatch.setattr(export, "missing_onnx_modules", lambda modules=export.ONNX_MODULES: ["onnxruntime"])
     assert run_export(tiny_face_mae_affect_dir, tmp_path / "onnx") == 2
     assert capsys.readouterr().err.strip() == (
-        "abaw export: error: abaw export needs onnxruntime: install the onnx extra, pip install 'modeling-abaw[onnx]'"
+        "abaw export: error: onnxruntime is not installed; abaw export needs the onnx extra: "
+        "pip install 'modeling-abaw[onnx]'"
     )

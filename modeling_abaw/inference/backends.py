@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..environment import missing_packages_message
 from ..errors import InputError
 from ..tasks import PROBABILITY_TOLERANCE, TASKS
 
@@ -244,7 +245,7 @@ def candidate_paths(
         raise InputError(f"backend {backend!r}: choose {', '.join(BACKENDS)}")
     if backend == "onnxruntime":
         if not onnxruntime_installed():
-            raise InputError("backend onnxruntime needs the onnx extra: pip install 'modeling-abaw[onnx]'")
+            raise InputError(missing_packages_message(["onnxruntime"], "onnx", "--backend onnxruntime"))
         if device.type != "cpu":
             raise InputError(f"backend onnxruntime runs on the CPU only, not {device}: add --device cpu")
         if dtype == "bfloat16":

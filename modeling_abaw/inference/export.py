@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..environment import missing_packages_message
 from ..errors import InputError
 from ..tasks import TASKS
 from .backends import PROBABILITY_TOLERANCE, onnx_session, probabilities
@@ -54,9 +55,7 @@ def require_onnx(what: str, modules: tuple[str, ...] = ONNX_MODULES) -> None:
     """InputError naming the extra to install when a module of `modules` is missing."""
     missing = missing_onnx_modules(modules)
     if missing:
-        raise InputError(
-            f"{what} needs {', '.join(missing)}: install the onnx extra, pip install 'modeling-abaw[onnx]'"
-        )
+        raise InputError(missing_packages_message(missing, "onnx", what))
 
 
 def output_names(config) -> list[str]:
