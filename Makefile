@@ -3,8 +3,8 @@
 # needs when missing, with the exact versions CI tested (the lock, $(LOCK)).
 #
 # `make test-latest` builds a separate environment from pyproject.toml's ranges with the newest releases (ignoring the
-# lock) and runs the smoke subset; `make test-lowest` does the same with the lowest versions the ranges allow (each
-# lower bound must be one the suite has passed on). `make lock` regenerates the lock from pyproject.toml.
+# lock) and runs the smoke subset; `make test-lowest` does the same with every dependency at its lower bound (each
+# must be a version the suite has passed on). `make lock` regenerates the lock from pyproject.toml.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -64,12 +64,14 @@ lock: install
 	printf '# torch, which make install installs first (the Makefile'"'"'s TORCH):\n$(TORCH)\n' >> $(SPACE_LOCK)
 	@echo "Wrote $(LOCK) and $(SPACE_LOCK). Now run the suite on them: make clean test test-latest"
 
-# $(call smoke,FOLDER,INSTALL): a new environment in FOLDER gets the package alone with INSTALL (a pip or uv command
-# that resolves without the lock) and runs the tests of the package without its extras; then it gets the extras and
-# runs the smoke subset. Its versions are listed in FOLDER/versions.txt.
+# $(call smoke,FOLDER,INSTALL): a new environment in FOLDER gets the package alone with INSTALL (a pip command that
+# resolves without the lock) and runs the tests of the package without its extras; then it gets the extras and runs
+# the smoke subset. Its versions are listed in FOLDER/versions.txt.
 define smoke
 	rm -rf $(1)
 	$(call environment,$(1))
+	$(1)/bin/python -m pip install --quiet packaging
+	$(1)/bin/python .ci/lowest.py > $(1)/lowest.txt
 	$(2) --constraint $(1)/torch.txt . "pytest>=8"
 	HF_HUB_OFFLINE=1 ABAW_CORE_ONLY=1 $(1)/bin/python -m pytest -q -p no:cacheprovider tests/test_install.py
 	$(2) --constraint $(1)/torch.txt ".[$(EXTRAS)]"
@@ -82,11 +84,10 @@ endef
 test-latest:
 	$(call smoke,.venv-latest,.venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager)
 
-# The lowest versions pyproject.toml's ranges allow for the package's own dependencies (uv's lowest-direct; theirs
-# are the newest that fit).
+# Each dependency of pyproject.toml at its lower bound (.ci/lowest.py writes the constraints; what they need comes
+# at its newest fitting release).
 test-lowest:
-	$(call smoke,.venv-lowest,.venv-lowest/bin/python -m pip install --quiet uv && .venv-lowest/bin/uv pip install \
-		--python .venv-lowest/bin/python --quiet --resolution lowest-direct)
+	$(call smoke,.venv-lowest,.venv-lowest/bin/python -m pip install --quiet --constraint .venv-lowest/lowest.txt)
 
 clean:
 	rm -rf $(VENV) .venv-latest .venv-lowest demo_output

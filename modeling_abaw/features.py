@@ -158,7 +158,7 @@ def extract_features(
     splits = sorted({split for task in TASK_NAMES for split in dataset.splits(task)})
     table = dataset.frame_table(splits=splits)
     # The table is ordered by video then frame: each video is one run of rows.
-    names, frames, face_column = (table.with_format("numpy")[column] for column in ("video", "frame", "has_face"))
+    names, frames, face_column = (table.with_format("numpy")[column][:] for column in ("video", "frame", "has_face"))
     image_paths = table["image_path"]
     starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
     runs = {names[start]: (start, stop) for start, stop in zip(starts, np.r_[starts[1:], len(names)])}
