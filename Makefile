@@ -14,7 +14,7 @@ LOCK := .ci/constraints.txt
 # The Space's copy of the lock, restricted to what `modeling-abaw[space]` needs (spaces/requirements.txt applies it).
 SPACE_LOCK := spaces/constraints.txt
 # torch is installed first and on its own: on a machine without a GPU, pip takes the CPU build where one is offered
-# (this machine's), elsewhere the default (CUDA) build. The lock holds the same version.
+# (this machine's), elsewhere the default (CUDA) build. The lock leaves torch out; the Space's copy pins this version.
 TORCH := torch==2.13.0
 EXTRAS := train,space,onnx,dev
 # The smoke subset: decoding, `abaw predict`, the Space through gradio_client, a push to the loopback Hub with a
@@ -62,16 +62,15 @@ lock: install
 	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile pyproject.toml --extra space $(PIP_COMPILE) \
 		--constraint $(VENV)/lock-torch.txt --constraint $(LOCK) --output-file $(SPACE_LOCK)
 	printf '# torch, which make install installs first (the Makefile'"'"'s TORCH):\n$(TORCH)\n' >> $(SPACE_LOCK)
-	@echo "Wrote $(LOCK) and $(SPACE_LOCK). Now run the suite on them: make clean test test-latest"
+	@echo "Wrote $(LOCK) and $(SPACE_LOCK). Now run the suite on them: make clean test test-latest test-lowest"
 
-# $(call smoke,FOLDER,INSTALL): a new environment in FOLDER gets the package alone with INSTALL (a pip command that
-# resolves without the lock) and runs the tests of the package without its extras; then it gets the extras and runs
-# the smoke subset. Its versions are listed in FOLDER/versions.txt.
+# $(call smoke,FOLDER,INSTALL[,SETUP]): a new environment in FOLDER (after the command SETUP, if given) gets the
+# package alone with INSTALL (a pip command that resolves without the lock) and runs the tests of the package without
+# its extras; then it gets the extras and runs the smoke subset. Its versions are listed in FOLDER/versions.txt.
 define smoke
 	rm -rf $(1)
 	$(call environment,$(1))
-	$(1)/bin/python -m pip install --quiet packaging
-	$(1)/bin/python .ci/lowest.py > $(1)/lowest.txt
+	$(3)
 	$(2) --constraint $(1)/torch.txt . "pytest>=8"
 	HF_HUB_OFFLINE=1 ABAW_CORE_ONLY=1 $(1)/bin/python -m pytest -q -p no:cacheprovider tests/test_install.py
 	$(2) --constraint $(1)/torch.txt ".[$(EXTRAS)]"
@@ -87,7 +86,8 @@ test-latest:
 # Each dependency of pyproject.toml at its lower bound (.ci/lowest.py writes the constraints; what they need comes
 # at its newest fitting release).
 test-lowest:
-	$(call smoke,.venv-lowest,.venv-lowest/bin/python -m pip install --quiet --constraint .venv-lowest/lowest.txt)
+	$(call smoke,.venv-lowest,.venv-lowest/bin/python -m pip install --quiet --constraint .venv-lowest/lowest.txt,\
+		.venv-lowest/bin/python -m pip install --quiet packaging && .venv-lowest/bin/python .ci/lowest.py > .venv-lowest/lowest.txt)
 
 clean:
 	rm -rf $(VENV) .venv-latest .venv-lowest demo_output
