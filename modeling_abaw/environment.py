@@ -9,7 +9,6 @@ passed on, an upper bound only where a release broke the package), so this modul
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import platform
 import sys
 from dataclasses import dataclass
@@ -143,13 +142,12 @@ def gpu_summary() -> str:
     """The GPUs torch sees, with its CUDA (or ROCm) build; or why there are none."""
     import torch
 
-    build = (
-        f"CUDA {torch.version.cuda}"
-        if torch.version.cuda
-        else f"ROCm {torch.version.hip}"
-        if torch.version.hip
-        else None
-    )
+    if torch.version.cuda:
+        build = f"CUDA {torch.version.cuda}"
+    elif torch.version.hip:
+        build = f"ROCm {torch.version.hip}"
+    else:
+        build = None
     if not torch.cuda.is_available():
         return f"none (torch built {'for ' + build if build else 'for the CPU only'})"
     names = [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
