@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
+
+from modeling_abaw.environment import declared_dependencies
 
 pytestmark = pytest.mark.smoke
 
@@ -74,3 +77,9 @@ def test_a_command_that_needs_an_extra_names_it_in_one_line(tmp_path):
         "abaw train: error: datasets is not installed; this command needs the train extra: "
         "pip install 'modeling-abaw[train]'"
     ]
+
+
+def test_every_package_of_the_extras_is_hidden_here():
+    """A package added to an extra is also kept out of the core install's test (pyyaml aside)."""
+    extras = {d.name for d in declared_dependencies() if d.extra in ("train", "space", "onnx")}
+    assert extras - {"pyyaml"} == {canonicalize_name(name) for name in EXTRA_MODULES}
